@@ -26,10 +26,10 @@ def instance_edges(instance_map: torch.Tensor) -> torch.Tensor:
 
 
 class LabelEncoder(nn.Module):
-    def __init__(self, cfg: GeneratorConfig) -> None:
+    def __init__(self, cfg: GeneratorConfig, with_edges: bool | None = None) -> None:
         super().__init__()
         self.label_nc = cfg.label_nc
-        self.instance_edge = cfg.instance_edge
+        self.instance_edge = cfg.instance_edge if with_edges is None else with_edges
         self.register_buffer("classes", torch.arange(cfg.one_hot_channels, dtype=torch.int32)
                              .view(1, -1, 1, 1), persistent=False)
 
