@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-import numpy as np
 import onnx
 import torch
 
@@ -36,67 +35,95 @@ class ExportedGraph:
         return f"{self.graph}.onnx" if self.precision == "fp32" else f"{self.graph}_{self.precision}.onnx"
 
 
-def _torch_feeds(feeds: Dict[str, np.ndarray], names: List[str]) -> List[torch.Tensor]:
-    return [torch.from_numpy(feeds[n]) for n in names]
+@dataclass
+class TracedGraphs:
+    """The FP32 traces every precision is derived from (traced once per export)."""
+
+    input_mode: str
+    stage_mode: str
+    names: List[str]
+    stage_names: List[str]
+    g: onnx.ModelProto
+    mlp: onnx.ModelProto
+    asapnet: onnx.ModelProto
+    encoder: Optional[onnx.ModelProto] = None      # label_ids_edges only: maps -> label
+    g_one_hot: Optional[onnx.ModelProto] = None    # label_ids_edges only
+    mlp_one_hot: Optional[onnx.ModelProto] = None  # label_ids_edges only
 
 
-def export_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str,
-                  precision: str, log: Callable[[str], None] = lambda s: None
-                  ) -> Dict[str, ExportedGraph]:
-    """Trace, (convert to FP16,) compose and validate every graph; nothing is written here."""
+def trace_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str,
+                 log: Callable[[str], None] = lambda s: None) -> TracedGraphs:
     cfg = gen.config
     cfg.check_resolution(height, width)
-    dt = DTYPE[precision]
-    fp16 = precision == "fp16"
     names = generator_input_names(cfg, input_mode)
     feeds = generator_feeds(cfg, input_mode, 1, height, width, seed=0)
     one_hot = generator_feeds(cfg, "one-hot", 1, height, width, seed=0)
     with torch.no_grad():
         params = gen.predict_params(torch.from_numpy(one_hot["label"]))
 
-    def trace(module, example, in_names, out_name, what):
+    def trace(module, pool, in_names, out_name, what):
         log(f"tracing {what}")
-        return export_module(module, example, in_names, [out_name])
+        args = [params if n == "params" else torch.from_numpy(pool[n]) for n in in_names]
+        return export_module(module, args, in_names, [out_name])
 
-    def precise(model, keep):
-        return convert_to_fp16(model, keep) if fp16 else model
-
-    float_in = [n for n in names if n == "label"]
-    g = precise(trace(GGraph(gen, input_mode), _torch_feeds(feeds, names), names, "params", "g"), float_in)
     stage_mode = stage_mode_for(cfg, input_mode)
     stage_names = stage_input_names(stage_mode)
-    stage_ex = _torch_feeds({**feeds, **one_hot}, stage_names) + [params]
-    mlp = precise(trace(StageGraph(gen, stage_mode), stage_ex, stage_names + ["params"], "image", "mlp"), [])
-    full = precise(trace(FullGraph(gen, input_mode), _torch_feeds(feeds, names), names, "image", "asapnet"),
-                   float_in + ["image"])
-
-    log("composing asapnet_plugin")
+    pool = {**feeds, **one_hot}
+    t = TracedGraphs(
+        input_mode, stage_mode, names, stage_names,
+        g=trace(GGraph(gen, input_mode), pool, names, "params", "g"),
+        mlp=trace(StageGraph(gen, stage_mode), pool, stage_names + ["params"], "image", "mlp"),
+        asapnet=trace(FullGraph(gen, input_mode), pool, names, "image", "asapnet"))
     if stage_mode == "label_ids_edges":
         # the MLP also reads the edge channel: encode in-graph, feed the one-hot tensor to the node
-        encoder = trace(_Inputs(cfg, True), _torch_feeds(feeds, names), names, "label", "encoder")
-        front = precise(trace(GGraph(gen, "one-hot"), _torch_feeds(one_hot, ["label"]), ["label"],
-                              "params", "g (one-hot)"), ["label"])
-        func = precise(trace(StageGraph(gen, "one_hot"), _torch_feeds(one_hot, ["label"]) + [params],
-                             ["label", "params"], "image", "mlp (one-hot)"), [])
+        t.encoder = trace(_Inputs(cfg, True), pool, names, "label", "label encoder")
+        t.g_one_hot = trace(GGraph(gen, "one-hot"), pool, ["label"], "params", "g (one-hot)")
+        t.mlp_one_hot = trace(StageGraph(gen, "one_hot"), pool, ["label", "params"], "image",
+                              "mlp (one-hot)")
+    return t
+
+
+def export_graphs(gen: ASAPNetGenerator, height: int, width: int, precision: str,
+                  traced: TracedGraphs, log: Callable[[str], None] = lambda s: None
+                  ) -> Dict[str, ExportedGraph]:
+    """The four graphs in ``precision``, composed and validated; nothing is written here."""
+    cfg = gen.config
+    dt = DTYPE[precision]
+    names, stage_names = traced.names, traced.stage_names
+    float_in = [n for n in names if n == "label"]
+
+    def precise(model, keep):
+        if precision == "fp32":
+            return model
+        log(f"converting to {precision}")
+        return convert_to_fp16(model, keep)
+
+    g = precise(traced.g, float_in)
+    mlp = precise(traced.mlp, [])
+    full = precise(traced.asapnet, float_in + ["image"])
+    log("composing asapnet_plugin")
+    if traced.stage_mode == "label_ids_edges":
+        encoder, front, func = (traced.encoder, precise(traced.g_one_hot, ["label"]),
+                                precise(traced.mlp_one_hot, []))
         plugin_mode, node_input = "one_hot", "label"
     else:
         encoder, front, func = None, g, mlp
-        plugin_mode = "one_hot" if stage_mode == "one_hot" else "label_ids"
+        plugin_mode = "one_hot" if traced.stage_mode == "one_hot" else "label_ids"
         node_input = "label" if plugin_mode == "one_hot" else "label_map"
     plugin = build_plugin_model(front, func, cfg, plugin_mode, node_input, ELEM["float32"], encoder)
 
     gin = input_specs(cfg, names, height, width)
     sin = input_specs(cfg, stage_names, height, width, label_dtype=dt)
     pspec = params_spec(cfg, height, width, dt)
+    image32 = [image_spec(cfg, height, width, "float32")]
     out = {
         "g": ExportedGraph("g", precision, g, gin, [pspec]),
         "mlp": ExportedGraph("mlp", precision, mlp, sin + [pspec], [image_spec(cfg, height, width, dt)]),
-        "asapnet": ExportedGraph("asapnet", precision, full, gin,
-                                 [image_spec(cfg, height, width, "float32")]),
-        "asapnet_plugin": ExportedGraph("asapnet_plugin", precision, plugin, gin,
-                                        [image_spec(cfg, height, width, "float32")], plugin_mode),
+        "asapnet": ExportedGraph("asapnet", precision, full, gin, image32),
+        "asapnet_plugin": ExportedGraph("asapnet_plugin", precision, plugin, gin, image32,
+                                        plugin_mode),
     }
-    for name, art in out.items():
+    for art in out.values():
         log(f"checking {art.filename}")
         art.model = infer_and_check(art.model, art.filename)
     return out

@@ -31,9 +31,16 @@ def _blur_nodes(graph: onnx.GraphProto) -> List[str]:
     return names
 
 
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
 def convert_to_fp16(model: onnx.ModelProto, keep_float32: Iterable[str]) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
+    model = _copy(model)  # the converter edits in place; the FP32 trace is reused
     for i, node in enumerate(model.graph.node):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
