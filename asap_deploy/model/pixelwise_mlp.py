@@ -33,7 +33,7 @@ class PixelwiseMLP(nn.Module):
         grid = params.permute(0, 2, 3, 1)  # (B, h, w, num_params)
         last = len(spec.layers) - 1
         for i, layer in enumerate(spec.layers):
-            b = grid[..., layer.bias_offset:layer.weight_offset].unsqueeze(3)
+            b = grid[..., layer.bias_offset:layer.bias_offset + layer.c_out].unsqueeze(3)
             wt = grid[..., layer.weight_offset:layer.end].reshape(-1, h, w, layer.c_in, layer.c_out)
             out = torch.matmul(out, wt) + b
             out = torch.tanh(out) if i == last else F.leaky_relu(out, LEAKY_RELU_SLOPE)

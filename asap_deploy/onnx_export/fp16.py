@@ -50,4 +50,59 @@ def convert_to_fp16(model: onnx.ModelProto, keep_float32: Iterable[str]) -> onnx
             model, keep_io_types=list(keep_float32), op_block_list=DEFAULT_OP_BLOCK_LIST + FP32_OPS,
             node_block_list=_blur_nodes(model.graph))
     toposort(out.graph)  # the converter appends its Casts at the end of the node list
+    _fold_round_trips(out.graph)
     return out
+
+
+def _fold_round_trips(graph: onnx.GraphProto) -> None:
+    """Drop no-op Casts and fp32 -> fp16 -> fp32 Cast pairs between FP32 regions.
+
+    The converter casts every blocked node's output to FP16 and back for the next blocked node
+    (and retypes the model's own float casts); those round trips only lose precision and cost
+    TensorRT a kernel each.
+    """
+    F32, F16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(node) -> int:
+        return next(a.i for a in node.attribute if a.name == "to")
+
+    while True:
+        producers = {o: n for n in graph.node for o in n.output}
+        rename = {}
+        for node in graph.node:
+            if node.op_type != "Cast" or node.output[0] in outputs:
+                continue
+            src, to = node.input[0], cast_to(node)
+            first = producers.get(src)
+            if types.get(src) == to:
+                rename[node.output[0]] = src
+            elif (to == F32 and first is not None and first.op_type == "Cast"
+                  and cast_to(first) == F16 and types.get(first.input[0]) == F32):
+                rename[node.output[0]] = first.input[0]
+        if not rename:
+            break
+        for node in graph.node:
+            node.input[:] = [rename.get(i, i) for i in node.input]
+        _drop_dead_nodes(graph, outputs)
+
+
+def _drop_dead_nodes(graph: onnx.GraphProto, outputs) -> None:
+    while True:
+        used = {i for n in graph.node for i in n.input} | set(outputs)
+        keep = [n for n in graph.node if any(o in used for o in n.output)]
+        if len(keep) == len(graph.node):
+            break
+        del graph.node[:]
+        graph.node.extend(keep)
+    live = {i for n in graph.node for i in n.input}
+    inits = [t for t in graph.initializer if t.name in live]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    names = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
+    vis = [v for v in graph.value_info if v.name in names]
+    del graph.value_info[:]
+    graph.value_info.extend(vis)

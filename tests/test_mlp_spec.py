@@ -1,0 +1,50 @@
+"""The parameter layout and the encoding: the single source of truth, checked against the paper
+configurations and the independent oracle."""
+import pytest
+import torch
+
+from asap_deploy.config import GeneratorConfig
+from asap_deploy.mlp_spec import MLPSpec
+from reference_asapnet import reference_coords
+
+
+@pytest.mark.parametrize("hr_in,s,expected", [
+    (35, 16, 16003), (35, 32, 16259), (35, 64, 16515), (13, 32, 14851), (13, 64, 15107)])
+def test_num_params_of_paper_settings(hr_in, s, expected):
+    assert MLPSpec(hr_in, s).num_params == expected
+
+
+def test_cityscapes_offsets_are_bias_first():
+    spec = MLPSpec(35, 16)
+    assert [(l.bias_offset, l.weight_offset) for l in spec.layers] == [
+        (0, 64), (3328, 3392), (7488, 7552), (11648, 11712), (15808, 15811)]
+    assert [l.end for l in spec.layers] == [3328, 7488, 11648, 15808, 16003]
+
+
+@pytest.mark.parametrize("s", [16, 32, 64])
+def test_encoding_tile_equals_authors_coords_everywhere(s):
+    spec = MLPSpec(3, s)
+    h, w = 16 * s, 2 * s * 3
+    full = reference_coords(1, h, w, s)[0]  # (C, H, W)
+    tile = spec.positional_encoding_tile().T.reshape(spec.pe_channels, s, s)
+    tiled = tile.repeat(1, h // s, w // s)
+    assert torch.equal(tiled, full)  # bit-exact, not just close
+
+
+def test_solve_first_width_inverts_num_params():
+    for spec in (MLPSpec(35, 64), MLPSpec(13, 32, 32, 4, 1)):
+        assert MLPSpec.solve_first_width(spec.num_params, spec.hidden_width, spec.depth,
+                                         spec.out_channels) == spec.channels[0]
+
+
+def test_plugin_attributes_round_trip():
+    spec = MLPSpec(35, 64, 48, 6, 3)
+    assert MLPSpec.from_plugin_attributes(spec.plugin_attributes()) == spec
+
+
+@pytest.mark.parametrize("bad", [dict(downsampling=24), dict(downsampling=8),
+                                 dict(padding="circular"), dict(hr_depth=1)])
+def test_invalid_configs_are_rejected(bad):
+    from asap_deploy.errors import ConfigError
+    with pytest.raises(ConfigError):
+        GeneratorConfig(**bad)
