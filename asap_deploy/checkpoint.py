@@ -29,6 +29,7 @@ _FINAL = re.compile(r"^lowres_stream\.model\.(\d+)\.weight$")
 _WRAPPER_KEYS = ("state_dict", "netG", "net_G", "model", "generator", "G")
 
 #: options that come only from opt files or overrides (the tensors cannot tell them)
+_MAX_S = 256  # H = 16 * S = 4096: beyond any ASAP-Net setting
 _HR_DEFAULTS = {"hr_width": 64, "hr_depth": 5, "output_nc": 3}
 
 
@@ -210,10 +211,10 @@ def _mlp_candidates(num_params: int, in_channels: int, s2: int, fixed: Mapping[s
         pe = c0 - (in_channels - int(lri))
         if pe <= 0 or pe % 4:
             continue
-        s = 2 ** (pe // 4)
-        if s >= s2:
-            found.append({"hr_width": hw, "hr_depth": d, "output_nc": oc, "lr_instance": lri,
-                          "downsampling": s})
+        if not s2 <= 2 ** (pe // 4) <= _MAX_S:
+            continue
+        found.append({"hr_width": hw, "hr_depth": d, "output_nc": oc, "lr_instance": lri,
+                      "downsampling": 2 ** (pe // 4)})
     return found
 
 

@@ -1,0 +1,109 @@
+"""``python -m asap_deploy.export`` as a user runs it: outputs, manifest, errors, exit codes."""
+import hashlib
+import json
+import subprocess
+import sys
+from collections import OrderedDict
+
+import pytest
+import torch
+
+from asap_deploy.demo import demo_generator
+from asap_deploy.export import main
+from conftest import small_config
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    cfg = small_config(hr_width=64)
+    path = tmp_path / "ckpts" / "city" / "latest_net_G.pth"
+    path.parent.mkdir(parents=True)
+    torch.save(OrderedDict(demo_generator(cfg).state_dict()), path)
+    return path
+
+
+def test_export_writes_every_artifact(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main([str(checkpoint), "--width", "96", "--out", str(out), "--precision", "fp32", "fp16"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    names = {"g", "mlp", "asapnet", "asapnet_plugin"}
+    files = {p.name for p in out.iterdir()}
+    assert files == {f"{n}.onnx" for n in names} | {f"{n}_fp16.onnx" for n in names} | {
+        "manifest.json"}
+    man = json.loads((out / "manifest.json").read_text())
+    for f in man["files"]:
+        assert hashlib.sha256((out / f["file"]).read_bytes()).hexdigest() == f["sha256"]
+    assert man["height"] == 512 and man["width"] == 96 and man["opset"] >= 17
+    assert man["mlp"]["num_params"] == small_config(hr_width=64).num_params
+    assert man["plugin"]["op_type"] == "ASAP_SpatialMLP"
+    assert man["parity"]["fp32"]["asapnet"]["max_abs"] <= 1e-4
+    assert man["parity"]["fp16"]["asapnet"]["psnr_db"] >= 40
+    assert "[1/" in text and "all pass" in text
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def _fails(argv, capsys, match):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], err
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--height", "1024"], "H=16*S=512"),
+    (["--width", "100"], "multiple of S=32"),
+    (["--hr-width", "32"], "--hr-width"),
+])
+def test_bad_resolution_or_flags_exit_2_without_output(checkpoint, tmp_path, capsys, extra, match):
+    out = tmp_path / "out"
+    argv = [str(checkpoint), "--out", str(out), "--no-parity"] + extra
+    if "--width" not in extra:
+        argv += ["--width", "64"]
+    _fails(argv, capsys, match)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.*"))
+
+
+def test_bad_checkpoints_exit_2(tmp_path, capsys):
+    _fails([str(tmp_path / "missing.pth")], capsys, "not found")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x80\x02garbage")
+    _fails([str(bad)], capsys, "not a readable PyTorch checkpoint")
+    _fails([], capsys, "no checkpoint given")
+    _fails(["--demo", "nope"], capsys, "unknown preset")
+
+
+def test_existing_unrelated_folder_is_not_clobbered(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    _fails([str(checkpoint), "--width", "64", "--out", str(out), "--no-parity"], capsys, "--force")
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_reexport_replaces_an_earlier_export(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    for width in ("64", "96"):
+        assert main([str(checkpoint), "--width", width, "--out", str(out), "--no-parity"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["width"] == 96
+
+
+def test_module_entry_point(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "asap_deploy.export", str(tmp_path / "x.pth")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: checkpoint not found")
+
+
+@pytest.mark.slow
+def test_full_width_cityscapes_demo(tmp_path, capsys):
+    """The paper's widths (83 M parameters) at 256x512: the README's first command, FP32."""
+    out = tmp_path / "demo"
+    rc = main(["--demo", "cityscapes-256x512", "--out", str(out)])
+    assert rc == 0, capsys.readouterr()
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["mlp"]["num_params"] == 16003
+    for graph in ("g", "mlp", "asapnet", "asapnet_plugin"):
+        assert man["parity"]["fp32"][graph]["ok"]
+    assert man["parity"]["fp32"]["asapnet"]["max_abs"] <= 1e-4
