@@ -26,3 +26,29 @@ def small_generator():
 def _no_grad():
     with torch.no_grad():
         yield
+
+
+def random_params(spec, batch: int, gh: int, gw: int, seed: int = 0) -> torch.Tensor:
+    """A parameter grid like a trained model's: fan-in scaled weights, small biases, so errors
+    are not amplified 10x per layer (what the tolerances assume)."""
+    g = torch.Generator().manual_seed(seed)
+    p = torch.empty(batch, spec.num_params, gh, gw)
+    for layer in spec.layers:
+        p[:, layer.bias_offset:layer.bias_offset + layer.c_out] = 0.1 * torch.randn(
+            batch, layer.c_out, gh, gw, generator=g)
+        p[:, layer.weight_offset:layer.end] = torch.randn(
+            batch, layer.c_in * layer.c_out, gh, gw, generator=g) / layer.c_in ** 0.5
+    return p
+
+
+def random_ids(spec, batch: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Class ids in [0, in_channels], with the last id written as 255 (the don't-care id)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, spec.in_channels + 2, (batch, 1, h, w), generator=g, dtype=torch.int32)
+    ids[ids == spec.in_channels + 1] = 255
+    return ids
+
+
+def one_hot_of(ids: torch.Tensor, label_nc: int, channels: int) -> torch.Tensor:
+    mapped = torch.where(ids == 255, torch.full_like(ids, label_nc), ids)
+    return (mapped == torch.arange(channels, dtype=ids.dtype).view(1, -1, 1, 1)).float()
