@@ -3,7 +3,11 @@
 Produces, in ``--out`` (default ``build/engines``):
   libasap_spatial_mlp.so      CUDA kernels + C API (nvcc only; used by the Python plugin and tests)
   libasap_spatial_mlp_cpu.so  CPU reference of the same header (host compiler only)
-  libasap_trt_plugin.so       IPluginV3 TensorRT plugin (needs TensorRT headers and libnvinfer)
+  libasap_trt_plugin.so       IPluginV3 TensorRT plugin, registers itself when loaded (ctypes,
+                              polygraphy --plugins, trtexec --staticPlugins, C++ apps linking it)
+  libasap_trt_plugin_dynamic.so  the same exporting getCreators/setLoggerFinder instead
+                              (IPluginRegistry.load_library, trtexec --dynamicPlugins)
+  (both plugin libraries need TensorRT headers and libnvinfer)
 
 CMake (``engines/CMakeLists.txt``) builds the same targets; this helper exists so a Python user
 needs nothing but nvcc. Compilation goes to a temporary file renamed into place on success.
@@ -114,14 +118,20 @@ def find_tensorrt(root: Optional[str]) -> Path:
         "(asap_deploy.engine.python_plugin) works without them")
 
 
+PLUGIN_LIBRARIES = {"static": "libasap_trt_plugin.so", "dynamic": "libasap_trt_plugin_dynamic.so"}
+
+
 def build_trt_plugin(out_dir: Path, trt_root: Path, archs: Sequence[str] = DEFAULT_ARCHS,
-                     link: bool = True) -> Path:
+                     link: bool = True, registration: str = "static") -> Path:
     """The IPluginV3 plugin library: kernels + plugin class in one .so linked to libnvinfer."""
     nvcc = find_nvcc()
     srcs = [str(KERNELS / s) for s in KERNEL_SOURCES] + [str(PLUGIN / s) for s in PLUGIN_SOURCES]
     flags = [nvcc, "-std=c++17", "-O3", "-Xcompiler", "-fPIC", f"-I{KERNELS}", f"-I{PLUGIN}",
-             f"-I{trt_root / 'include'}"] + gencode_flags(archs)
-    out = Path(out_dir) / "libasap_trt_plugin.so"
+             f"-I{trt_root / 'include'}", "-Xcompiler", "-Wno-deprecated-declarations"]
+    flags += gencode_flags(archs)
+    if registration == "static":
+        flags.append("-DASAP_PLUGIN_STATIC_REGISTRATION")
+    out = Path(out_dir) / PLUGIN_LIBRARIES[registration]
     if not link:
         with tempfile.TemporaryDirectory() as d:
             _run(flags + ["-c", srcs[-1], "-o", str(Path(d) / "p.o")], "the TensorRT plugin")
@@ -155,8 +165,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except MissingDependencyError as exc:
                 print(f"skipped the TensorRT plugin: {exc}")
             else:
-                built.append(build_trt_plugin(args.out, root, args.arch))
-                print(f"built {built[-1]}")
+                for registration in PLUGIN_LIBRARIES:
+                    built.append(build_trt_plugin(args.out, root, args.arch,
+                                                  registration=registration))
+                    print(f"built {built[-1]}")
     except AsapDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
