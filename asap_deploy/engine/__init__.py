@@ -1,0 +1,1 @@
+"""ONNX -> TensorRT engine: module selection, Python plugin, builder, loader (all import TensorRT lazily)."""

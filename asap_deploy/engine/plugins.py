@@ -1,0 +1,70 @@
+"""Making the ASAP_SpatialMLP plugin available to a TensorRT process (C++ library or Python)."""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, Optional
+
+from ..errors import AsapDeployError, MissingDependencyError
+from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
+
+DEFAULT_CPP = Path("build/engines/libasap_trt_plugin.so")
+_loaded_cpp: Dict[str, ctypes.CDLL] = {}
+
+
+class PluginError(AsapDeployError):
+    pass
+
+
+def registered(trt: ModuleType) -> bool:
+    reg = trt.get_plugin_registry()
+    try:
+        return reg.get_creator(PLUGIN_OP, PLUGIN_VERSION, PLUGIN_NAMESPACE) is not None
+    except Exception:  # older bindings raise instead of returning None
+        return False
+
+
+def load_cpp_plugin(trt: ModuleType, path: Path) -> Dict[str, str]:
+    """Load the self-registering C++ library (after ``trt`` so libnvinfer is resident)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDependencyError(
+            f"plugin library {path} not found: build it with `python -m asap_deploy.build_plugin "
+            f"--tensorrt-root $TensorRT_ROOT`")
+    key = str(path.resolve())
+    if key not in _loaded_cpp:
+        try:
+            _loaded_cpp[key] = ctypes.CDLL(key, mode=getattr(os, "RTLD_GLOBAL", 0))
+        except OSError as exc:
+            raise PluginError(f"cannot load {path}: {exc}; it must be built against this "
+                              f"TensorRT ({getattr(trt, '__version__', '?')})") from None
+    if not registered(trt):
+        raise PluginError(f"{path} loaded but {PLUGIN_OP} v{PLUGIN_VERSION} ({PLUGIN_NAMESPACE}) is "
+                          f"not registered: was it built as the dynamic (getCreators) variant? Use "
+                          f"libasap_trt_plugin.so, or load_library() the dynamic one")
+    return {"kind": "cpp", "library": key}
+
+
+def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
+                  kernel_library: Optional[Path] = None) -> Dict[str, str]:
+    """``choice``: "auto" (C++ library if built, else Python), "python", "none", or a path."""
+    if choice == "none":
+        return {"kind": "none"}
+    if registered(trt):
+        return {"kind": "preregistered"}
+    if choice not in ("auto", "python"):
+        return load_cpp_plugin(trt, Path(choice))
+    if choice == "auto" and DEFAULT_CPP.is_file():
+        return load_cpp_plugin(trt, DEFAULT_CPP)
+    if flavour == "tensorrt_rtx":
+        raise PluginError(
+            "TensorRT for RTX cannot use the Python plugin (tested with 1.7.1: its ONNX parser "
+            "aborts the process once a Python IPluginV3 creator is registered); build the C++ "
+            "plugin (python -m asap_deploy.build_plugin --tensorrt-root ...) and pass --plugin "
+            "PATH, or pass --plugin none to build the node's standard-op function instead")
+    from .python_plugin import register_python_plugin
+
+    register_python_plugin(trt, kernel_library)
+    return {"kind": "python", "library": str(kernel_library or "build/engines/libasap_spatial_mlp.so")}

@@ -1,0 +1,169 @@
+"""Python IPluginV3 ``ASAP_SpatialMLP``: same name, version, namespace and fields as the C++ plugin,
+launching the same compiled kernel library (libasap_spatial_mlp.so) on TensorRT's stream.
+
+For Python applications where the C++ plugin library cannot be built (no TensorRT headers):
+``register_python_plugin(trt)`` before parsing or deserialising. Works with ``tensorrt`` and
+TensorRT for RTX (both expose the class-based Python IPluginV3).
+"""
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from ..fused_mlp import FLOAT16, FLOAT32, INPUT_MODES, SHAPE_FIELDS, AsapMLPShape, load_library
+from ..mlp_spec import MLPSpec
+from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
+
+INT_FIELDS = SHAPE_FIELDS[:7]  # all but input_mode, which is a string attribute
+REQUIRED = INT_FIELDS[:6]
+_registered: Dict[int, Any] = {}
+
+
+def parse_fields(fields) -> Dict[str, Any]:
+    """PluginFieldCollection -> attribute dict, validated like the C++ creator."""
+    attrs: Dict[str, Any] = {"label_nc": 0, "input_mode": "one_hot"}
+    for f in fields:
+        data = f.data
+        if f.name == "input_mode":
+            raw = data.encode() if isinstance(data, str) else bytes(np.asarray(data).astype(np.uint8))
+            attrs["input_mode"] = raw.split(b"\0")[0].decode()
+        elif f.name in INT_FIELDS:
+            attrs[f.name] = int(np.asarray(data).reshape(-1)[0])
+    missing = [n for n in REQUIRED if n not in attrs]
+    if missing:
+        raise ValueError(f"{PLUGIN_OP}: missing attributes {missing}")
+    if attrs["input_mode"] not in INPUT_MODES:
+        raise ValueError(f"{PLUGIN_OP}: input_mode must be one of {list(INPUT_MODES)}")
+    MLPSpec.from_plugin_attributes(attrs)  # raises on an invalid MLP
+    return attrs
+
+
+def make_classes(trt: ModuleType, library: Optional[Path] = None):
+    """Define the plugin and creator classes against ``trt`` (tensorrt or tensorrt_rtx)."""
+
+    class SpatialMLPPlugin(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild,
+                           trt.IPluginV3OneRuntime):
+        def __init__(self, attrs: Dict[str, Any], phase=None) -> None:
+            trt.IPluginV3.__init__(self)
+            trt.IPluginV3OneCore.__init__(self)
+            trt.IPluginV3OneBuild.__init__(self)
+            trt.IPluginV3OneRuntime.__init__(self)
+            self.plugin_name = PLUGIN_OP
+            self.plugin_version = PLUGIN_VERSION
+            self.plugin_namespace = PLUGIN_NAMESPACE
+            self.num_outputs = 1
+            self.attrs = dict(attrs)
+            self.phase = phase
+            self.spec = MLPSpec.from_plugin_attributes(attrs)
+            self.timing_cache_id = "_".join(f"{attrs[k]}" for k in SHAPE_FIELDS[:7]) + attrs["input_mode"]
+            self._shape = AsapMLPShape(*(attrs[k] for k in INT_FIELDS),
+                                       INPUT_MODES[attrs["input_mode"]])
+            self._lib = None
+
+        # -- core / build ----------------------------------------------------------------------
+        def get_capability_interface(self, type):
+            return self
+
+        def get_output_data_types(self, input_types):
+            return [input_types[1]]
+
+        def get_output_shapes(self, inputs, shape_inputs, expr_builder):
+            out = trt.DimsExprs(inputs[0])
+            out[1] = expr_builder.constant(self.spec.out_channels)
+            return [out]
+
+        def supports_format_combination(self, pos, in_out, num_inputs):
+            desc = in_out[pos].desc
+            if desc.format != trt.TensorFormat.LINEAR:
+                return False
+            floats = (trt.DataType.FLOAT, trt.DataType.HALF)
+            ids = self.attrs["input_mode"] == "label_ids"
+            if pos == 0:
+                return desc.type == trt.DataType.INT32 if ids else desc.type in floats
+            if pos == 1:
+                return desc.type in floats and (ids or desc.type == in_out[0].desc.type)
+            return desc.type == in_out[1].desc.type
+
+        def _check(self, x, p) -> None:
+            s, ids = self.spec.downsampling, self.attrs["input_mode"] == "label_ids"
+            known = lambda v: v >= 0  # noqa: E731 - -1 marks a run-time dimension
+            if known(x[1]) and (x[1] != 1 if ids else x[1] < self.spec.in_channels):
+                raise ValueError(f"{PLUGIN_OP}: input 0 has {x[1]} channels")
+            if known(p[1]) and p[1] != self.spec.num_params:
+                raise ValueError(f"{PLUGIN_OP}: params has {p[1]} channels, the MLP needs "
+                                 f"{self.spec.num_params}")
+            for i in (2, 3):
+                if known(x[i]) and (x[i] % s or (known(p[i]) and p[i] * s != x[i])):
+                    raise ValueError(f"{PLUGIN_OP}: H and W must be multiples of S={s} and "
+                                     f"params must be (H/S, W/S)")
+
+        def configure_plugin(self, inp, out):
+            self._check(inp[0].desc.dims, inp[1].desc.dims)
+
+        def on_shape_change(self, inp, out):
+            self._check(inp[0].dims, inp[1].dims)
+
+        # -- runtime ---------------------------------------------------------------------------
+        def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
+            if self._lib is None:
+                from ..fused_mlp import DEFAULT_DIR
+                self._lib = load_library(library or DEFAULT_DIR / "libasap_spatial_mlp.so")
+            b, c, h, w = (int(d) for d in input_desc[0].dims)
+            dtype = FLOAT16 if output_desc[0].type == trt.DataType.HALF else FLOAT32
+            status = self._lib.asap_spatial_mlp_forward(
+                ctypes.byref(self._shape), dtype, int(inputs[0]), c, int(inputs[1]),
+                int(outputs[0]), b, h, w, int(stream))
+            if status != 0:
+                raise RuntimeError(f"{PLUGIN_OP}: {self._lib.asap_status_string(status).decode()}")
+
+        def attach_to_context(self, context):
+            return self.clone()
+
+        def get_fields_to_serialize(self):
+            # PluginField keeps a raw pointer: the arrays must outlive the returned collection
+            self._field_data = [np.array([self.attrs[k]], dtype=np.int32) for k in INT_FIELDS]
+            self._field_data.append(np.frombuffer(self.attrs["input_mode"].encode() + b"\0",
+                                                  dtype=np.int8))
+            fields = [trt.PluginField(k, a, trt.PluginFieldType.INT32)
+                      for k, a in zip(INT_FIELDS, self._field_data)]
+            fields.append(trt.PluginField("input_mode", self._field_data[-1],
+                                          trt.PluginFieldType.CHAR))
+            return trt.PluginFieldCollection(fields)
+
+        def clone(self):
+            return SpatialMLPPlugin(self.attrs, self.phase)
+
+    class SpatialMLPPluginCreator(trt.IPluginCreatorV3One):
+        def __init__(self) -> None:
+            trt.IPluginCreatorV3One.__init__(self)
+            self.name = PLUGIN_OP
+            self.plugin_namespace = PLUGIN_NAMESPACE
+            self.plugin_version = PLUGIN_VERSION
+            fields = [trt.PluginField(k, np.array([], dtype=np.int32), trt.PluginFieldType.INT32)
+                      for k in INT_FIELDS]
+            fields.append(trt.PluginField("input_mode", np.array([], dtype=np.int8),
+                                          trt.PluginFieldType.CHAR))
+            self.field_names = trt.PluginFieldCollection(fields)
+
+        def create_plugin(self, name, fc, phase):
+            return SpatialMLPPlugin(parse_fields(fc), phase)
+
+    return SpatialMLPPlugin, SpatialMLPPluginCreator
+
+
+def register_python_plugin(trt: ModuleType, library: Optional[Path] = None):
+    """Register the creator once per module; returns it (TensorRT keeps only a reference)."""
+    key = id(trt)
+    if key not in _registered:
+        _, creator_cls = make_classes(trt, library)
+        creator = creator_cls()
+        if not trt.get_plugin_registry().register_creator(creator, PLUGIN_NAMESPACE):
+            raise RuntimeError(f"could not register {PLUGIN_OP}: a creator with that name, "
+                               f"version and namespace is already registered (the C++ plugin "
+                               f"library?); use one or the other in a process")
+        _registered[key] = creator
+    return _registered[key]
