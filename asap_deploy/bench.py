@@ -1,0 +1,75 @@
+"""``python -m asap_deploy.bench``: trtexec-style latency of every backend, side by side.
+
+Each backend is timed on the same seeded inputs: warm-up, then at least --iterations runs and at
+least --duration seconds; GPU compute from CUDA events, H2D and D2H apart, end-to-end host latency,
+enqueue time, min/mean/median/p90/p95/p99/max and throughput. A backend that cannot run here is
+listed with the reason. Outputs: terminal table, bench.json, bench.md and latency.png in --out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from .errors import AsapDeployError
+from .harness import cli_common
+from .harness.report import (HEADER, environment, markdown_table, plot_latency, rows,
+                             terminal_table, write_json)
+from .harness.timing import TimingOptions, time_runner
+from .runners.base import RunnerUnavailable
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m asap_deploy.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli_common.add_model_args(p)
+    p.add_argument("--warmup", type=float, default=200.0, metavar="MS")
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--duration", type=float, default=3.0, metavar="S")
+    p.add_argument("--cuda-graph", action="store_true", help="replay compute from a CUDA graph")
+    p.add_argument("--no-spin-wait", action="store_true", help="blocking-sync CUDA events")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_grad_enabled(False)
+    opts = TimingOptions(args.warmup, args.iterations, args.duration, args.cuda_graph,
+                         not args.no_spin_wait, args.batch)
+    results: List[Dict] = []
+    try:
+        for src in cli_common.models(args):
+            feeds = src.feeds(args.batch, args.seed)
+            res = f"{src.height}x{src.width}"
+            for name, runner in cli_common.runners_for(src, cli_common.backends(args), args):
+                base = {"model": src.name, "resolution": res, "megapixels": src.megapixels,
+                        "backend": name}
+                try:
+                    runner.activate()
+                except RunnerUnavailable as exc:
+                    results.append({**base, "skipped": str(exc)})
+                    print(f"  {src.name} {name}: skipped ({exc})", flush=True)
+                    continue
+                print(f"  {src.name} {runner.name}: timing ...", flush=True)
+                results.append({**base, **time_runner(runner, feeds, opts)})
+                runner.deactivate()
+    except AsapDeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    body = rows(results)
+    print()
+    print(terminal_table(HEADER, body))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        env = environment()
+        write_json(args.out / "bench.json", {"environment": env, "results": results})
+        title = f"ASAP-Net latency, batch {args.batch}, {env.get('gpu') or env['cpu']}"
+        (args.out / "bench.md").write_text(
+            f"Device: {env.get('gpu') or env['cpu']}; command: `{env['command']}`\n\n"
+            + markdown_table(HEADER, body))
+        why = plot_latency(results, args.out / "latency.png", title)
+        print(f"\nwrote {args.out}/bench.json, bench.md" + (
+            ", latency.png" if why is None else f" (no plot: {why})"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Parity and latency harness: model sources, trtexec-style timing, reports."""

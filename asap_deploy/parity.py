@@ -1,0 +1,131 @@
+"""``python -m asap_deploy.parity``: every backend's output against the FP32 PyTorch reference.
+
+Reports max and mean absolute error, PSNR, and the share of pixels whose 8-bit value (the
+authors' truncating conversion) differs; the pass/fail verdict comes from Polygraphy's comparator
+(per-precision tolerance) together with the project's criteria (FP32 max abs <= 1e-4, FP16
+PSNR >= 40 dB). Writes parity.json, parity.md and, per backend, a PNG with the reference, the
+backend's image and an error heat map.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import AsapDeployError
+from .harness import cli_common
+from .harness.report import environment, markdown_table, terminal_table, write_json
+from .metrics import compare, to_uint8
+from .onnx_export.verify import FP16_MIN_PSNR, FP32_MAX_ABS
+from .runners.base import RunnerUnavailable
+
+#: Polygraphy CompareFunc.simple tolerances on the mean absolute error, per precision
+POLYGRAPHY_ATOL = {"fp32": 1e-5, "fp16": 5e-3}
+HEADER = ["model", "backend", "max abs", "mean abs", "PSNR dB", "8-bit differ %", "polygraphy",
+          "status"]
+
+
+def polygraphy_verdict(ref: np.ndarray, out: np.ndarray, name: str, precision: str) -> Optional[bool]:
+    try:
+        from polygraphy.comparator import Comparator, RunResults
+        from polygraphy.comparator.struct import IterationResult
+        from polygraphy.logger import G_LOGGER
+    except ImportError:
+        return None
+    G_LOGGER.module_severity = G_LOGGER.ERROR
+    results = RunResults()
+    results.append(("reference", [IterationResult({"image": ref}, runner_name="reference")]))
+    results.append((name, [IterationResult({"image": out}, runner_name=name)]))
+    try:
+        from polygraphy.comparator import SimpleCompareFunc as simple
+    except ImportError:  # Polygraphy < 0.50
+        from polygraphy.comparator import CompareFunc
+        simple = CompareFunc.simple
+    func = simple(atol=POLYGRAPHY_ATOL[precision], rtol=0.0, check_error_stat="mean")
+    return bool(Comparator.compare_accuracy(results, compare_func=func))
+
+
+def save_panels(path: Path, ref: np.ndarray, out: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img = lambda a: np.transpose(to_uint8(a[0][:3]), (1, 2, 0)).squeeze()  # noqa: E731
+    err = np.abs(out[0].astype(np.float64) - ref[0]).max(axis=0)
+    h, w = err.shape
+    fig, axes = plt.subplots(1, 3, figsize=(12, 12 * h / (3 * w) + 0.8), dpi=110)
+    for ax, a, t in zip(axes, [img(ref), img(out)], ["reference (PyTorch FP32)", title]):
+        ax.imshow(a)
+        ax.set_title(t, fontsize=8)
+    hm = axes[2].imshow(err, cmap="inferno")
+    axes[2].set_title(f"|error| (max {err.max():.2e})", fontsize=8)
+    fig.colorbar(hm, ax=axes[2], fraction=0.03)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m asap_deploy.parity", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli_common.add_model_args(p)
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_grad_enabled(False)
+    results: List[Dict] = []
+    failed = False
+    try:
+        for src in cli_common.models(args):
+            feeds = src.feeds(args.batch, args.seed)
+            ref = src.gen(torch.from_numpy(feeds["label"])).numpy()
+            for name, runner in cli_common.runners_for(src, cli_common.backends(args), args):
+                base = {"model": src.name, "resolution": f"{src.height}x{src.width}", "backend": name}
+                try:
+                    runner.activate()
+                except RunnerUnavailable as exc:
+                    results.append({**base, "skipped": str(exc)})
+                    continue
+                out = runner.infer(feeds)
+                m = compare(out, ref)
+                prec = runner.precision
+                ours = m["max_abs"] <= FP32_MAX_ABS if prec == "fp32" else m["psnr_db"] >= FP16_MIN_PSNR
+                poly = polygraphy_verdict(ref, out, runner.name, prec)
+                ok = ours and poly is not False
+                failed |= not ok
+                results.append({**base, "runner": runner.describe(), **m, "polygraphy_pass": poly,
+                                "pass": ok})
+                if args.out:
+                    args.out.mkdir(parents=True, exist_ok=True)
+                    save_panels(args.out / f"{src.name}_{runner.name}.png", ref, out,
+                                f"{runner.name} (PSNR {m['psnr_db']:.1f} dB)")
+                runner.deactivate()
+    except AsapDeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    body = []
+    for r in results:
+        if r.get("skipped"):
+            body.append([r["model"], r["backend"], "", "", "", "", "", "skipped: " + r["skipped"]])
+        else:
+            body.append([r["model"], r["runner"]["name"], f"{r['max_abs']:.2e}", f"{r['mean_abs']:.2e}",
+                         f"{r['psnr_db']:.1f}", f"{100 * r['pixels_8bit_differ']:.3f}",
+                         {True: "pass", False: "FAIL", None: "n/a"}[r["polygraphy_pass"]],
+                         "pass" if r["pass"] else "FAIL"])
+    print(terminal_table(HEADER, body))
+    if args.out:
+        env = environment()
+        write_json(args.out / "parity.json", {"environment": env, "results": results})
+        (args.out / "parity.md").write_text(f"Device: {env.get('gpu') or env['cpu']}; command: "
+                                            f"`{env['command']}`\n\n" + markdown_table(HEADER, body))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
