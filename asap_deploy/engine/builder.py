@@ -174,8 +174,12 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict
         config.builder_optimization_level = opts.optimization_level
     if opts.workspace_mib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
-    cache = None
-    if opts.timing_cache is not None:
+    cache, notes = None, []
+    if opts.timing_cache is not None and flavour == "tensorrt_rtx":
+        notes.append("TensorRT for RTX has no timing cache (it specialises kernels at run time; "
+                     "its runtime cache plays that role): --timing-cache ignored")
+        print(f"note: {notes[-1]}", file=sys.stderr)
+    elif opts.timing_cache is not None:
         blob = Path(opts.timing_cache).read_bytes() if Path(opts.timing_cache).is_file() else b""
         cache = config.create_timing_cache(blob)
         config.set_timing_cache(cache, ignore_mismatch=False)
@@ -202,6 +206,7 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict
         "plugin": ({"name": PLUGIN_OP, "version": PLUGIN_VERSION, "namespace": PLUGIN_NAMESPACE,
                     **plugin} if uses_plugin else None),
         "build_seconds": round(time.perf_counter() - t0, 2),
+        "notes": notes,
         **opts.extra,
     }
     _atomic_write(engine_path, engine_bytes)
