@@ -59,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(terminal_table(HEADER, body))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        env = environment()
+        env = environment("python -m asap_deploy.bench")
         write_json(args.out / "bench.json", {"environment": env, "results": results})
         title = f"ASAP-Net latency, batch {args.batch}, {env.get('gpu') or env['cpu']}"
         (args.out / "bench.md").write_text(

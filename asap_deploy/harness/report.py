@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 
-def environment() -> Dict[str, object]:
-    """Device, driver, CUDA and library versions of this run."""
+def environment(prog: str) -> Dict[str, object]:
+    """Device, driver, CUDA and library versions of this run; ``prog`` is how it was invoked."""
     import numpy
     import onnx
     import onnxruntime
@@ -24,7 +24,7 @@ def environment() -> Dict[str, object]:
         "numpy": numpy.__version__, "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m"] + sys.argv),
+        "command": " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]]),
     }
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
