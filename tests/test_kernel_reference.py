@@ -4,7 +4,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from asap_deploy import build_plugin
 from asap_deploy.fused_mlp import forward_cpu, load_library, make_shape

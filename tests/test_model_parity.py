@@ -1,10 +1,8 @@
 """The re-implementation against the independent oracle written from the architecture note."""
-import dataclasses
 
 import pytest
 import torch
 
-from asap_deploy.config import GeneratorConfig
 from asap_deploy.demo import demo_generator
 from asap_deploy.mlp_spec import LayerSlice, MLPSpec
 from asap_deploy.model import ASAPNetGenerator

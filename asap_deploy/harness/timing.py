@@ -61,8 +61,10 @@ def time_runner(runner: Runner, feeds: Dict[str, np.ndarray], opts: TimingOption
         stream = runner.cuda_stream()
         with torch.cuda.graph(graph, stream=stream):
             runner.compute()
-        compute, graph_used = graph.replay, True
-        if stream is not None:  # replay on the runner's stream so events bracket it
+        graph_used = True
+        if stream is None:
+            compute = graph.replay
+        else:  # replay on the runner's stream so that its events bracket the replay
             def compute(graph=graph, stream=stream):
                 with torch.cuda.stream(stream):
                     graph.replay()

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -108,8 +107,6 @@ def input_specs(cfg: GeneratorConfig, names: List[str], height: int, width: int,
     for n in names:
         if n == "label":
             out.append(TensorSpec(n, label_dtype, ("batch", cfg.in_channels, height, width)))
-        elif n == "params":
-            raise ValueError("params is described by params_spec")
         else:
             out.append(TensorSpec(n, "int32", ("batch", 1, height, width)))
     return out
@@ -122,10 +119,3 @@ def params_spec(cfg: GeneratorConfig, height: int, width: int, dtype: str) -> Te
 
 def image_spec(cfg: GeneratorConfig, height: int, width: int, dtype: str) -> TensorSpec:
     return TensorSpec("image", dtype, ("batch", cfg.output_nc, height, width))
-
-
-def example_tensor(spec: TensorSpec, batch: int, rng: np.random.Generator) -> torch.Tensor:
-    shape = tuple(batch if d == "batch" else d for d in spec.shape)
-    if spec.dtype == "int32":
-        return torch.from_numpy(rng.integers(0, 4, size=shape, dtype=np.int32))
-    return torch.from_numpy(rng.random(shape, dtype=np.float32))
