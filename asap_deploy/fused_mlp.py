@@ -48,6 +48,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         for name in ("asap_mlp_bias_offset", "asap_mlp_weight_offset"):
             getattr(lib, name).argtypes = [P, i]
         lib.asap_mlp_num_params.argtypes = [P]
+        lib.asap_tensor_core_smem_bytes.argtypes = [P]
         lib.asap_mlp_pe_value.argtypes = [P, i, i, i]
         lib.asap_mlp_pe_value.restype = ctypes.c_float
     return lib

@@ -56,6 +56,14 @@ def test_cpu_reference_matches_pytorch(cpu_lib, spec, mode):
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("mode", ["one_hot", "label_ids"])
+@pytest.mark.parametrize("hr_in,s", [(35, 16), (35, 32), (35, 64), (13, 32), (13, 64)])
+def test_paper_settings_fit_the_tensor_core_path_on_sm75(cpu_lib, hr_in, s, mode):
+    """RTX 2080 Ti (sm_75) allows 64 KiB of shared memory per block: every paper setting must fit,
+    or it would silently fall back to the generic kernel."""
+    assert cpu_lib.asap_tensor_core_smem_bytes(make_shape(MLPSpec(hr_in, s), hr_in, mode)) <= 65536
+
+
 def test_cpu_reference_rejects_bad_resolution(cpu_lib):
     spec = SPECS[0]
     from asap_deploy.fused_mlp import KernelError

@@ -52,6 +52,9 @@ int asap_mlp_num_params(const AsapMLPShape* shape);
 int asap_mlp_bias_offset(const AsapMLPShape* shape, int layer);
 int asap_mlp_weight_offset(const AsapMLPShape* shape, int layer);
 float asap_mlp_pe_value(const AsapMLPShape* shape, int channel, int dy, int dx);
+/* Dynamic shared memory the tensor-core kernel needs per block (it runs where this fits the
+ * device's opt-in limit: 64 KiB on sm_75, 227 KiB on sm_90). */
+int asap_tensor_core_smem_bytes(const AsapMLPShape* shape);
 
 const char* asap_status_string(int status);
 

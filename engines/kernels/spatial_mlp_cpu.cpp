@@ -60,3 +60,4 @@ extern "C" int asap_mlp_weight_offset(const AsapMLPShape* s, int l) { return asa
 extern "C" float asap_mlp_pe_value(const AsapMLPShape* s, int ch, int dy, int dx) {
     return asap::pe_value(*s, ch, dy, dx);
 }
+extern "C" int asap_tensor_core_smem_bytes(const AsapMLPShape* s) { return asap::fast_layout(*s).total; }

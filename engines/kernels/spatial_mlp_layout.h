@@ -123,4 +123,39 @@ ASAP_HD void mlp_pixel(MLPShape const& s, Weights const& w, Input const& in, int
     for (int o = 0; o < c_out; ++o) out[o] = tanhf(z[o]);
 }
 
+// -- tensor-core path: shared-memory plan (host side; the CPU build exports it for tests) ------
+constexpr int kHW = 64;        // hidden width this path is specialised for
+constexpr int kTile = 16;      // pixels per warp step (WMMA M)
+constexpr int kOutPad = 16;    // last layer N, padded
+constexpr int kWarps = 4;
+constexpr int kAlign = 128;
+
+ASAP_HD constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+struct FastLayout {  // byte offsets into dynamic shared memory
+    int k0;          // layer-0 K handled by MMA: in+pe (one-hot) or pe (label ids), padded to 16
+    int kmax;        // activation tile width
+    int w0, w0_labels, w_hidden, w_last, bias, pe_table, stage, act, total;
+};
+
+inline FastLayout fast_layout(MLPShape const& s) {
+    FastLayout L{};
+    int const pe = pe_channels(s);
+    bool const ids = s.input_mode == kInputLabelIds;
+    L.k0 = round_up(ids ? pe : s.in_channels + pe, 16);
+    L.kmax = L.k0 > kHW ? L.k0 : kHW;
+    int off = 0;
+    auto take = [&off](int bytes) { int at = off; off = round_up(off + bytes, kAlign); return at; };
+    L.w0 = take(L.k0 * kHW * 2);
+    L.w0_labels = take(ids ? s.in_channels * kHW * 2 : 0);
+    L.w_hidden = take((s.depth - 2) * kHW * kHW * 2);
+    L.w_last = take(kHW * kOutPad * 2);
+    L.bias = take(((s.depth - 1) * kHW + kOutPad) * 4);
+    L.pe_table = take(s.num_frequencies * s.downsampling * 2 * 4);
+    L.stage = take(kWarps * kTile * kHW * 4);
+    L.act = take(kWarps * kTile * L.kmax * 2);
+    L.total = off;
+    return L;
+}
+
 }  // namespace asap
