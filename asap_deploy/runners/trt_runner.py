@@ -10,6 +10,19 @@ from ..errors import AsapDeployError
 from .base import Runner, RunnerUnavailable
 
 
+def _stale(plan: Path, onnx_path: Path) -> bool:
+    """A cached engine built from another version of the ONNX file (or of unknown origin)."""
+    import hashlib
+
+    from ..engine.loader import EngineMismatchError, read_sidecar
+
+    try:
+        built_from = read_sidecar(plan).get("onnx_sha256")
+    except EngineMismatchError:
+        return True
+    return built_from != hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+
+
 class TrtRunner(Runner):
     """Builds (once, cached beside the ONNX) and runs an engine on torch-allocated CUDA buffers."""
 
@@ -35,7 +48,7 @@ class TrtRunner(Runner):
         try:
             _, flavour = import_tensorrt(self.module)
             plan = self.onnx.with_name(f"{self.onnx.stem}.{flavour}.b{self.batch}.plan")
-            if not plan.is_file():
+            if not plan.is_file() or _stale(plan, self.onnx):
                 build_engine(self.onnx, plan, BuildOptions(module=flavour, plugin=self.plugin,
                                                            batch=(self.batch,) * 3, progress=False))
             self.engine, self.sidecar, trt = load_engine(plan, flavour, self.plugin)

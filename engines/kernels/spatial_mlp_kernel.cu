@@ -15,6 +15,8 @@
 #include <cuda_runtime.h>
 #include <mma.h>
 
+#include <atomic>
+
 namespace asap {
 namespace {
 
@@ -244,24 +246,43 @@ __global__ void __launch_bounds__(kWarps * 32) tensor_core_kernel(KernelArgs a, 
 // ---------------------------------------------------------------------------------------------
 // Host side
 // ---------------------------------------------------------------------------------------------
+constexpr int kMaxDevices = 64;
+
+int current_device() {
+    int dev = 0;
+    return cudaGetDevice(&dev) == cudaSuccess && dev >= 0 && dev < kMaxDevices ? dev : 0;
+}
+
 int max_smem_optin() {
-    int dev = 0, bytes = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return 48 * 1024;
-    if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-        return 48 * 1024;
+    static std::atomic<int> cached[kMaxDevices] = {};
+    int const dev = current_device();
+    int bytes = cached[dev].load(std::memory_order_relaxed);
+    if (bytes == 0) {
+        if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+            bytes = 48 * 1024;
+        cached[dev].store(bytes, std::memory_order_relaxed);
+    }
     return bytes;
 }
 
-template <class K>
-bool allow_smem(K kernel, int bytes) {
+// Raise a kernel's dynamic shared-memory limit once per device (and only upwards), so that
+// steady-state launches - including those inside CUDA-graph capture - make no attribute calls.
+template <auto kernel>  // one grant record per kernel (not per kernel signature)
+bool allow_smem(int bytes) {
     if (bytes <= 48 * 1024) return true;
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess;
+    static std::atomic<int> granted[kMaxDevices] = {};
+    int const dev = current_device();
+    if (granted[dev].load(std::memory_order_relaxed) >= bytes) return true;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) != cudaSuccess)
+        return false;
+    granted[dev].store(bytes, std::memory_order_relaxed);
+    return true;
 }
 
 template <class T, int MAXW>
 int launch_generic(KernelArgs const& a, dim3 grid, cudaStream_t stream) {
     int const bytes = a.np * static_cast<int>(sizeof(float));
-    if (bytes <= max_smem_optin() && allow_smem(generic_kernel<T, MAXW, true>, bytes)) {
+    if (bytes <= max_smem_optin() && allow_smem<generic_kernel<T, MAXW, true>>(bytes)) {
         generic_kernel<T, MAXW, true><<<grid, 256, bytes, stream>>>(a);
     } else {
         generic_kernel<T, MAXW, false><<<grid, 256, 0, stream>>>(a);
@@ -305,7 +326,7 @@ extern "C" int asap_spatial_mlp_forward(const AsapMLPShape* shape, int dtype, co
     cudaStream_t const stream = static_cast<cudaStream_t>(stream_ptr);
     if (tensor_cores_usable(s, dtype)) {
         FastLayout const L = fast_layout(s);
-        if (allow_smem(tensor_core_kernel, L.total)) {
+        if (allow_smem<tensor_core_kernel>(L.total)) {
             tensor_core_kernel<<<grid, kWarps * 32, L.total, stream>>>(a, L);
             return cudaGetLastError() == cudaSuccess ? ASAP_OK : ASAP_ERR_CUDA;
         }
