@@ -84,3 +84,17 @@ def test_polygraphy_verdict_can_fail():
 def test_unknown_backend(export_dirs):
     with pytest.raises(SystemExit, match="unknown backends"):
         bench_main(["--export", export_dirs[0], "--backends", "nope"])
+
+
+def test_cached_engine_is_rebuilt_when_the_onnx_changes(tmp_path):
+    import hashlib
+    from asap_deploy.runners.trt_runner import _stale
+    onnx_path, plan = tmp_path / "m.onnx", tmp_path / "m.plan"
+    onnx_path.write_bytes(b"model v1")
+    plan.write_bytes(b"engine")
+    assert _stale(plan, onnx_path)  # no sidecar: unknown origin
+    (tmp_path / "m.plan.json").write_text(json.dumps(
+        {"onnx_sha256": hashlib.sha256(b"model v1").hexdigest()}))
+    assert not _stale(plan, onnx_path)
+    onnx_path.write_bytes(b"model v2")
+    assert _stale(plan, onnx_path)
