@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .errors import AsapDeployError, MissingDependencyError
+from .fused_mlp import DEFAULT_DIR, KERNEL_LIBRARY
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
 KERNELS = ENGINES / "kernels"
@@ -88,7 +89,7 @@ def build_kernel_library(out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS,
     nvcc = find_nvcc()
     srcs = [str(KERNELS / s) for s in KERNEL_SOURCES]
     base = [nvcc, "-std=c++17", "-O3", "-Xcompiler", "-fPIC", f"-I{KERNELS}"] + gencode_flags(archs)
-    out = Path(out_dir) / "libasap_spatial_mlp.so"
+    out = Path(out_dir) / KERNEL_LIBRARY
     if compile_only:
         with tempfile.TemporaryDirectory() as d:
             _run(base + ["-c", srcs[0], "-o", str(Path(d) / "k.o")], "the CUDA kernels")
@@ -146,7 +147,7 @@ def build_trt_plugin(out_dir: Path, trt_root: Path, archs: Sequence[str] = DEFAU
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m asap_deploy.build_plugin", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("build/engines"))
+    p.add_argument("--out", type=Path, default=DEFAULT_DIR)
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
                    help="SM versions (default: 75 80 86 89 90, plus PTX of the newest)")
     p.add_argument("--tensorrt-root", help="TensorRT install with include/ and lib/")

@@ -17,7 +17,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .errors import AsapDeployError, ConfigError
 
-EXIT_USAGE = 2
 EXIT_PARITY = 1
 
 
@@ -178,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_parity:
                 say(f"parity of {precision} graphs vs PyTorch FP32 (ONNX Runtime CPU, "
                     f"batch {args.parity_batch})")
-                res = verify(gen, graphs, args.input, height, width, batch=args.parity_batch)
+                res = verify(gen, graphs, height, width, batch=args.parity_batch)
                 for g, m in res.items():
                     say.detail(f"{graphs[g].filename:<28} {format_metrics(m)}"
                                f"{'' if m['ok'] else '   <-- FAIL'}")

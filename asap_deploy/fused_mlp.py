@@ -19,7 +19,8 @@ SHAPE_FIELDS = ("in_channels", "hidden_width", "depth", "out_channels", "downsam
                 "num_frequencies", "label_nc", "input_mode")
 INPUT_MODES = {"one_hot": 0, "label_ids": 1}
 FLOAT32, FLOAT16 = 0, 1
-DEFAULT_DIR = Path("build/engines")
+DEFAULT_DIR = Path("build/engines")  # where python -m asap_deploy.build_plugin writes by default
+KERNEL_LIBRARY = "libasap_spatial_mlp.so"
 
 
 class AsapMLPShape(ctypes.Structure):
@@ -91,7 +92,7 @@ class FusedMLP:
         self.spec = spec
         self.shape = make_shape(spec, label_nc, input_mode)
         self.input_mode = input_mode
-        self.lib = load_library(library or DEFAULT_DIR / "libasap_spatial_mlp.so")
+        self.lib = load_library(library or DEFAULT_DIR / KERNEL_LIBRARY)
 
     def uses_tensor_cores(self, dtype) -> bool:
         import torch

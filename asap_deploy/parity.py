@@ -19,7 +19,7 @@ from .errors import AsapDeployError
 from .harness import cli_common
 from .harness.report import environment, markdown_table, terminal_table, write_json
 from .metrics import compare, to_uint8
-from .onnx_export.verify import FP16_MIN_PSNR, FP32_MAX_ABS
+from .onnx_export.verify import passes
 from .runners.base import RunnerUnavailable
 
 #: Polygraphy CompareFunc.simple tolerances on the mean absolute error, per precision
@@ -95,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 out = runner.infer(feeds)
                 m = compare(out, ref)
                 prec = runner.precision
-                ours = m["max_abs"] <= FP32_MAX_ABS if prec == "fp32" else m["psnr_db"] >= FP16_MIN_PSNR
+                ours = passes(m, prec, image=True)
                 poly = polygraphy_verdict(ref, out, runner.name, prec)
                 ok = ours and poly is not False
                 failed |= not ok

@@ -40,8 +40,19 @@ def one_hot_label(cfg: GeneratorConfig, maps: Dict[str, np.ndarray]) -> np.ndarr
     return t.numpy()
 
 
+def scene_feeds(cfg: GeneratorConfig, batch: int, height: int, width: int,
+                seed: int = 0) -> Dict[str, np.ndarray]:
+    """One scene in every input form: ``label`` plus ``label_map`` (and ``instance_map``), so
+    graphs of either input mode, the stage graphs and PyTorch all see the same thing."""
+    maps = label_maps(cfg, batch, height, width, seed)
+    return {"label": one_hot_label(cfg, maps), **maps}
+
+
 def generator_feeds(cfg: GeneratorConfig, input_mode: str, batch: int, height: int, width: int,
                     seed: int = 0) -> Dict[str, np.ndarray]:
     """Feeds for the g/asapnet graphs in ``input_mode`` ("one-hot" or "labels")."""
-    maps = label_maps(cfg, batch, height, width, seed)
-    return {"label": one_hot_label(cfg, maps)} if input_mode == "one-hot" else maps
+    scene = scene_feeds(cfg, batch, height, width, seed)
+    if input_mode == "one-hot":
+        return {"label": scene.pop("label")}
+    scene.pop("label")
+    return scene

@@ -135,7 +135,6 @@ def test_python_plugin_fields_round_trip():
 def test_plugin_engine_matches_pytorch_on_gpu(exported):
     """The plugin inside an engine, end to end, where a GPU and TensorRT are both present."""
     import shutil
-    from pathlib import Path
 
     import torch
     if not torch.cuda.is_available():
@@ -144,20 +143,21 @@ def test_plugin_engine_matches_pytorch_on_gpu(exported):
         pytest.skip("nvcc (CUDA toolkit) not installed")
     trt, flavour = _trt()
     from asap_deploy import build_plugin
+    from asap_deploy.fused_mlp import DEFAULT_DIR
     from asap_deploy.harness.source import open_export
     from asap_deploy.metrics import psnr
     from asap_deploy.runners.base import RunnerUnavailable
     from asap_deploy.runners.trt_runner import TrtRunner
 
     major, minor = torch.cuda.get_device_capability()
-    build_plugin.build_kernel_library(Path("build/engines"), archs=(f"{major}{minor}",))
+    build_plugin.build_kernel_library(DEFAULT_DIR, archs=(f"{major}{minor}",))
     plugin = "python"
     if flavour == "tensorrt_rtx":
         try:
             root = build_plugin.find_tensorrt(None)
         except MissingDependencyError as exc:
             pytest.skip(f"TensorRT for RTX needs the C++ plugin, which needs headers: {exc}")
-        plugin = str(build_plugin.build_trt_plugin(Path("build/engines"), root,
+        plugin = str(build_plugin.build_trt_plugin(DEFAULT_DIR, root,
                                                    archs=(f"{major}{minor}",)))
     src = open_export(exported)
     feeds = src.feeds(1, seed=3)

@@ -46,7 +46,7 @@ def test_graphs_are_valid_and_fully_shaped(exported):
 def test_parity_with_pytorch(exported):
     gen, mode, h, w, by_prec = exported
     for prec, graphs in by_prec.items():
-        res = verify(gen, graphs, mode, h, w, batch=2)
+        res = verify(gen, graphs, h, w, batch=2)
         for name, m in res.items():
             assert m["ok"], (prec, name, m)
         if prec == "fp32":

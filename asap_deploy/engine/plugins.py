@@ -8,9 +8,10 @@ from types import ModuleType
 from typing import Dict, Optional
 
 from ..errors import AsapDeployError, MissingDependencyError
+from ..fused_mlp import DEFAULT_DIR, KERNEL_LIBRARY
 from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 
-DEFAULT_CPP = Path("build/engines/libasap_trt_plugin.so")
+DEFAULT_CPP = DEFAULT_DIR / "libasap_trt_plugin.so"
 _loaded_cpp: Dict[str, ctypes.CDLL] = {}
 
 
@@ -67,4 +68,4 @@ def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
     from .python_plugin import register_python_plugin
 
     register_python_plugin(trt, kernel_library)
-    return {"kind": "python", "library": str(kernel_library or "build/engines/libasap_spatial_mlp.so")}
+    return {"kind": "python", "library": str(kernel_library or DEFAULT_DIR / KERNEL_LIBRARY)}

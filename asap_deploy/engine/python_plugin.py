@@ -14,7 +14,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..fused_mlp import FLOAT16, FLOAT32, INPUT_MODES, SHAPE_FIELDS, AsapMLPShape, load_library
+from ..fused_mlp import (DEFAULT_DIR, FLOAT16, FLOAT32, INPUT_MODES, KERNEL_LIBRARY,
+                         SHAPE_FIELDS, AsapMLPShape, load_library)
 from ..mlp_spec import MLPSpec
 from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 
@@ -110,8 +111,7 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
         # -- runtime ---------------------------------------------------------------------------
         def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
             if self._lib is None:
-                from ..fused_mlp import DEFAULT_DIR
-                self._lib = load_library(library or DEFAULT_DIR / "libasap_spatial_mlp.so")
+                self._lib = load_library(library or DEFAULT_DIR / KERNEL_LIBRARY)
             b, c, h, w = (int(d) for d in input_desc[0].dims)
             dtype = FLOAT16 if output_desc[0].type == trt.DataType.HALF else FLOAT32
             status = self._lib.asap_spatial_mlp_forward(

@@ -11,7 +11,7 @@ import numpy as np
 from ..config import GeneratorConfig
 from ..errors import ConfigError
 from ..model import ASAPNetGenerator
-from ..sample_inputs import label_maps, one_hot_label
+from ..sample_inputs import scene_feeds
 
 
 @dataclass
@@ -40,8 +40,7 @@ class ModelSource:
     def feeds(self, batch: int, seed: int) -> Dict[str, np.ndarray]:
         """``label`` plus, for label-map exports, ``label_map``/``instance_map``: each runner
         takes the inputs its graph has, all describing the same scene."""
-        maps = label_maps(self.config, batch, self.height, self.width, seed)
-        return {"label": one_hot_label(self.config, maps), **maps}
+        return scene_feeds(self.config, batch, self.height, self.width, seed)
 
 
 def ensure_export(demo: Optional[str], checkpoint: Optional[str], out: Path, extra=()) -> Path:

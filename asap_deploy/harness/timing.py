@@ -100,8 +100,7 @@ def time_runner(runner: Runner, feeds: Dict[str, np.ndarray], opts: TimingOption
             rec["compute"].append(e1.elapsed_time(e2))
         else:
             runner.upload(feeds)
-            t1 = time.perf_counter()
-            q0 = time.perf_counter()
+            t1 = q0 = time.perf_counter()
             compute()
             runner.synchronize()
             q1 = t2 = time.perf_counter()

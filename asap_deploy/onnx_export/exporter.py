@@ -8,7 +8,7 @@ import onnx
 import torch
 
 from ..model import ASAPNetGenerator
-from ..sample_inputs import generator_feeds
+from ..sample_inputs import scene_feeds
 from .fp16 import convert_to_fp16
 from .graphs import (FullGraph, GGraph, StageGraph, TensorSpec, _Inputs, generator_input_names,
                      image_spec, input_specs, params_spec, stage_input_names, stage_mode_for)
@@ -56,10 +56,9 @@ def trace_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str
     cfg = gen.config
     cfg.check_resolution(height, width)
     names = generator_input_names(cfg, input_mode)
-    feeds = generator_feeds(cfg, input_mode, 1, height, width, seed=0)
-    one_hot = generator_feeds(cfg, "one-hot", 1, height, width, seed=0)
+    pool = scene_feeds(cfg, 1, height, width, seed=0)
     with torch.no_grad():
-        params = gen.predict_params(torch.from_numpy(one_hot["label"]))
+        params = gen.predict_params(torch.from_numpy(pool["label"]))
 
     def trace(module, pool, in_names, out_name, what):
         log(f"tracing {what}")
@@ -68,7 +67,6 @@ def trace_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str
 
     stage_mode = stage_mode_for(cfg, input_mode)
     stage_names = stage_input_names(stage_mode)
-    pool = {**feeds, **one_hot}
     t = TracedGraphs(
         input_mode, stage_mode, names, stage_names,
         g=trace(GGraph(gen, input_mode), pool, names, "params", "g"),

@@ -9,7 +9,7 @@ import torch
 
 from ..metrics import compare
 from ..model import ASAPNetGenerator
-from ..sample_inputs import generator_feeds
+from ..sample_inputs import scene_feeds
 from .exporter import ExportedGraph
 
 FP32_MAX_ABS = 1e-4   # image, FP32 graphs
@@ -32,12 +32,12 @@ def passes(metrics: Dict[str, float], precision: str, image: bool) -> bool:
     return metrics["psnr_db"] >= FP16_MIN_PSNR
 
 
-def verify(gen: ASAPNetGenerator, graphs: Dict[str, ExportedGraph], input_mode: str,
-           height: int, width: int, batch: int = 1, seed: int = 1) -> Dict[str, Dict]:
+def verify(gen: ASAPNetGenerator, graphs: Dict[str, ExportedGraph], height: int, width: int,
+           batch: int = 1, seed: int = 1) -> Dict[str, Dict]:
     """{graph: metrics + 'ok'}; inputs are fresh (another seed than the tracing examples)."""
     cfg = gen.config
-    feeds = generator_feeds(cfg, input_mode, batch, height, width, seed)
-    label = generator_feeds(cfg, "one-hot", batch, height, width, seed)["label"]
+    feeds = scene_feeds(cfg, batch, height, width, seed)
+    label = feeds["label"]
     with torch.no_grad():
         params = gen.predict_params(torch.from_numpy(label))
         image = gen.render(torch.from_numpy(label), params).numpy()
