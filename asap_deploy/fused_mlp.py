@@ -1,14 +1,20 @@
 """ctypes binding of the fused MLP library (engines/kernels/spatial_mlp_api.h).
 
-``FusedMLP`` runs the CUDA kernel on torch tensors (the GPU tests, the PyTorch+kernel backend and
-the Python TensorRT plugin go through it); ``forward_cpu`` runs the CPU reference build of the
-same header on numpy arrays (CI checks it against the PyTorch model).
+``FusedMLP`` runs the kernel on torch tensors: CUDA tensors with the CUDA library
+(libasap_spatial_mlp.so), or CPU tensors with the emulation build of the same source
+(libasap_spatial_mlp_emu.so, ``python -m asap_deploy.build_plugin --emulate``). ``forward_cpu``
+runs the CPU reference build (libasap_spatial_mlp_cpu.so) on numpy arrays. All three share one
+shape check, ``asap_spatial_mlp_validate``, whose messages name the offending tensors.
+
+The parameter grid may be NCHW (what the ONNX graph computes) or channels-last (a cell's
+parameters contiguous: what the kernels stage fastest, and what a channels-last convolution
+writes); the layout is read from the tensor's strides, so neither needs a copy.
 """
 from __future__ import annotations
 
 import ctypes
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,13 +24,24 @@ from .mlp_spec import MLPSpec
 SHAPE_FIELDS = ("in_channels", "hidden_width", "depth", "out_channels", "downsampling",
                 "num_frequencies", "label_nc", "input_mode")
 INPUT_MODES = {"one_hot": 0, "label_ids": 1}
-FLOAT32, FLOAT16 = 0, 1
-DEFAULT_DIR = Path("build/engines")  # where python -m asap_deploy.build_plugin writes by default
+FLOAT32, FLOAT16, INT32 = 0, 1, 2
+DTYPE_CODES = {"float32": FLOAT32, "float16": FLOAT16, "int32": INT32}
+NCHW, NHWC = 0, 1
+#: where ``python -m asap_deploy.build_plugin`` writes by default (relative to the working dir)
+DEFAULT_DIR = Path("build/engines")
 KERNEL_LIBRARY = "libasap_spatial_mlp.so"
+EMULATION_LIBRARY = "libasap_spatial_mlp_emu.so"
+CPU_LIBRARY = "libasap_spatial_mlp_cpu.so"
 
 
 class AsapMLPShape(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in SHAPE_FIELDS]
+
+
+class AsapMLPTensors(ctypes.Structure):
+    _fields_ = [("input_dims", ctypes.c_int64 * 4), ("params_dims", ctypes.c_int64 * 4),
+                ("input_dtype", ctypes.c_int32), ("params_dtype", ctypes.c_int32),
+                ("params_layout", ctypes.c_int32), ("params_pitch", ctypes.c_int32)]
 
 
 class KernelError(AsapDeployError):
@@ -36,56 +53,114 @@ def make_shape(spec: MLPSpec, label_nc: int = 0, input_mode: str = "one_hot") ->
     return AsapMLPShape(*(attrs[f] for f in SHAPE_FIELDS[:6]), label_nc, INPUT_MODES[input_mode])
 
 
+def make_tensors(input_dims: Sequence[int], params_dims: Sequence[int], input_dtype: str,
+                 params_dtype: str, layout: int = NCHW, pitch: int = 0) -> AsapMLPTensors:
+    """Describe one call; -1 marks a dimension not known yet (a TensorRT build)."""
+    return AsapMLPTensors((ctypes.c_int64 * 4)(*input_dims), (ctypes.c_int64 * 4)(*params_dims),
+                          DTYPE_CODES[input_dtype], DTYPE_CODES[params_dtype], layout, pitch)
+
+
+def params_layout(shape: Sequence[int], strides: Sequence[int]) -> Optional[Tuple[int, int]]:
+    """(layout, pitch) of a (B, NP, GH, GW) grid from its element strides, or None when the kernels
+    cannot read it as is (then make it contiguous). Channels-last may pad each cell (pitch > NP)."""
+    b, c, h, w = shape
+    if tuple(strides) == (c * h * w, h * w, w, 1):
+        return NCHW, 0
+    pitch = strides[3]
+    if strides[1] == 1 and pitch >= c and strides[2] == w * pitch and (b == 1 or strides[0] == h * w * pitch):
+        return NHWC, pitch
+    return None
+
+
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    P = ctypes.POINTER(AsapMLPShape)
+    S, T = ctypes.POINTER(AsapMLPShape), ctypes.POINTER(AsapMLPTensors)
     vp, i = ctypes.c_void_p, ctypes.c_int
     lib.asap_status_string.restype = ctypes.c_char_p
     lib.asap_status_string.argtypes = [i]
+    lib.asap_last_error.restype = ctypes.c_char_p
+    lib.asap_last_error.argtypes = []
+    lib.asap_spatial_mlp_validate.argtypes = [S, T]
     if hasattr(lib, "asap_spatial_mlp_forward"):
-        lib.asap_spatial_mlp_forward.argtypes = [P, i, vp, i, vp, vp, i, i, i, vp]
-        lib.asap_spatial_mlp_uses_tensor_cores.argtypes = [P, i]
+        lib.asap_spatial_mlp_forward.argtypes = [S, T, vp, vp, vp, vp]
+        lib.asap_spatial_mlp_uses_tensor_cores.argtypes = [S, i]
     if hasattr(lib, "asap_spatial_mlp_forward_cpu"):
-        lib.asap_spatial_mlp_forward_cpu.argtypes = [P, vp, i, vp, vp, i, i, i]
+        lib.asap_spatial_mlp_forward_cpu.argtypes = [S, T, vp, vp, vp]
         for name in ("asap_mlp_bias_offset", "asap_mlp_weight_offset"):
-            getattr(lib, name).argtypes = [P, i]
-        lib.asap_mlp_num_params.argtypes = [P]
-        lib.asap_tensor_core_smem_bytes.argtypes = [P]
-        lib.asap_mlp_pe_value.argtypes = [P, i, i, i]
+            getattr(lib, name).argtypes = [S, i]
+        lib.asap_mlp_num_params.argtypes = [S]
+        lib.asap_tensor_core_smem_bytes.argtypes = [S]
+        lib.asap_mlp_pe_value.argtypes = [S, i, i, i]
         lib.asap_mlp_pe_value.restype = ctypes.c_float
+    if hasattr(lib, "asap_emu_trace_end"):
+        lib.asap_emu_trace_register.argtypes = [vp, ctypes.c_size_t, ctypes.c_char_p]
+        lib.asap_emu_trace_end.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        lib.asap_emu_trace_end.restype = ctypes.c_long
     return lib
 
 
 def load_library(path: Path) -> ctypes.CDLL:
     path = Path(path)
     if not path.is_file():
+        flag = " --emulate" if path.name.startswith("libasap_spatial_mlp_emu") else ""
         raise MissingDependencyError(f"{path} not found: build it with "
-                                     f"`python -m asap_deploy.build_plugin --out {path.parent}`")
+                                     f"`python -m asap_deploy.build_plugin{flag} --out {path.parent}`")
     try:
         return _declare(ctypes.CDLL(str(path.resolve())))
     except OSError as exc:
         raise MissingDependencyError(f"cannot load {path}: {exc} (is the CUDA runtime on "
                                      f"LD_LIBRARY_PATH, and was it built for this machine?)") from None
+    except AttributeError as exc:
+        raise MissingDependencyError(f"{path} is not an asap_deploy kernel library of this version "
+                                     f"({exc}); rebuild it with `python -m asap_deploy.build_plugin`"
+                                     ) from None
+
+
+def is_emulated(lib: ctypes.CDLL) -> bool:
+    """True for the CPU emulation build: it takes host pointers and a NULL stream."""
+    return hasattr(lib, "asap_emu_smem_optin")
 
 
 def check(lib: ctypes.CDLL, status: int, what: str) -> None:
     if status != 0:
-        raise KernelError(f"{what}: {lib.asap_status_string(status).decode()}")
+        detail = lib.asap_last_error().decode() or lib.asap_status_string(status).decode()
+        raise KernelError(f"{what}: {detail}")
+
+
+def validate(lib: ctypes.CDLL, shape: AsapMLPShape, tensors: AsapMLPTensors,
+             what: str = "ASAP_SpatialMLP") -> None:
+    """The library's shape check (the same one the plugins and the kernels run)."""
+    check(lib, lib.asap_spatial_mlp_validate(ctypes.byref(shape), ctypes.byref(tensors)), what)
+
+
+def _numpy_params(params: np.ndarray) -> Tuple[np.ndarray, int, int]:
+    item = params.itemsize
+    found = params_layout(params.shape, [s // item for s in params.strides])
+    if found is None:
+        params = np.ascontiguousarray(params)
+        found = (NCHW, 0)
+    return params, found[0], found[1]
 
 
 def forward_cpu(lib: ctypes.CDLL, shape: AsapMLPShape, x: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """The CPU reference: x (B, C, H, W) float32 or (B, 1, H, W) int32 ids; params float32."""
+    """The CPU reference: x (B, C, H, W) float32 or (B, 1, H, W) int32 ids; params float32 (B, NP,
+    GH, GW), NCHW or a channels-last view."""
     x = np.ascontiguousarray(x)
-    params = np.ascontiguousarray(params, dtype=np.float32)
-    b, c, h, w = x.shape
+    params, layout, pitch = _numpy_params(np.asarray(params, dtype=np.float32))
+    b, _, h, w = x.shape
     out = np.empty((b, shape.out_channels, h, w), dtype=np.float32)
-    check(lib, lib.asap_spatial_mlp_forward_cpu(ctypes.byref(shape), x.ctypes.data, c,
-                                                params.ctypes.data, out.ctypes.data, b, h, w),
-          "CPU reference")
+    t = make_tensors(x.shape, params.shape, "int32" if x.dtype == np.int32 else str(x.dtype),
+                     "float32", layout, pitch)
+    check(lib, lib.asap_spatial_mlp_forward_cpu(ctypes.byref(shape), ctypes.byref(t), x.ctypes.data,
+                                                params.ctypes.data, out.ctypes.data), "CPU reference")
     return out
 
 
 class FusedMLP:
-    """The CUDA kernel on torch tensors: ``FusedMLP(spec, ...)(x, params) -> image``."""
+    """The fused kernel on torch tensors: ``FusedMLP(spec, ...)(x, params) -> image``.
+
+    With the CUDA library the tensors must be on the GPU (the kernel runs on the current stream,
+    asynchronously); with the emulation library they must be on the CPU (it runs synchronously).
+    """
 
     def __init__(self, spec: MLPSpec, label_nc: int = 0, input_mode: str = "one_hot",
                  library: Optional[Path] = None) -> None:
@@ -93,34 +168,55 @@ class FusedMLP:
         self.shape = make_shape(spec, label_nc, input_mode)
         self.input_mode = input_mode
         self.lib = load_library(library or DEFAULT_DIR / KERNEL_LIBRARY)
+        self.emulated = is_emulated(self.lib)
 
-    def uses_tensor_cores(self, dtype) -> bool:
+    def uses_tensor_cores(self, dtype: Any) -> bool:
         import torch
 
         code = FLOAT16 if dtype == torch.float16 else FLOAT32
         return bool(self.lib.asap_spatial_mlp_uses_tensor_cores(ctypes.byref(self.shape), code))
 
-    def __call__(self, x, params, out=None):
+    def tensors(self, x: Any, params: Any) -> Tuple[AsapMLPTensors, Any]:
+        """The call's description, and params as the kernels will read them."""
         import torch
 
-        if not (x.is_cuda and params.is_cuda):
-            raise KernelError("FusedMLP needs CUDA tensors")
         if params.dtype not in (torch.float32, torch.float16):
             raise KernelError(f"params must be float32 or float16, got {params.dtype}")
-        want = torch.int32 if self.input_mode == "label_ids" else params.dtype
-        if x.dtype != want:
-            raise KernelError(f"input must be {want} in {self.input_mode} mode, got {x.dtype}")
-        x, params = x.contiguous(), params.contiguous()
-        b, c, h, w = x.shape
-        s = self.spec.downsampling
-        if tuple(params.shape) != (b, self.spec.num_params, h // s, w // s):
-            raise KernelError(f"params must be {(b, self.spec.num_params, h // s, w // s)} for "
-                              f"input {tuple(x.shape)}, got {tuple(params.shape)}")
+        found = params_layout(tuple(params.shape), params.stride()) if params.dim() == 4 else None
+        if found is None:
+            params = params.contiguous()
+            found = params_layout(tuple(params.shape), params.stride()) if params.dim() == 4 else (NCHW, 0)
+        names = {torch.float32: "float32", torch.float16: "float16", torch.int32: "int32"}
+        if x.dtype not in names:
+            raise KernelError(f"input must be float32, float16 or int32 class ids, got {x.dtype}")
+        if x.dim() != 4 or params.dim() != 4:
+            raise KernelError(f"input and params must be 4-D (B, C, H, W), got {tuple(x.shape)} and "
+                              f"{tuple(params.shape)}")
+        t = make_tensors(tuple(x.shape), tuple(params.shape), names[x.dtype], names[params.dtype],
+                         found[0], found[1])
+        return t, params
+
+    def __call__(self, x: Any, params: Any, out: Any = None) -> Any:
+        import torch
+
+        on_gpu = x.is_cuda and params.is_cuda
+        if self.emulated and (x.is_cuda or params.is_cuda):
+            raise KernelError("the emulation library runs on the CPU: pass CPU tensors")
+        if not self.emulated and not on_gpu:
+            raise KernelError("the CUDA kernel library needs CUDA tensors (for CPU tensors use the "
+                              "emulation build: python -m asap_deploy.build_plugin --emulate)")
+        x = x.contiguous()
+        t, params = self.tensors(x, params)
+        validate(self.lib, self.shape, t, "fused MLP")
+        b, _, h, w = x.shape
         if out is None:
             out = torch.empty((b, self.spec.out_channels, h, w), dtype=params.dtype, device=x.device)
-        code = FLOAT16 if params.dtype == torch.float16 else FLOAT32
-        stream = torch.cuda.current_stream(x.device).cuda_stream
+        elif tuple(out.shape) != (b, self.spec.out_channels, h, w) or out.dtype != params.dtype \
+                or not out.is_contiguous():
+            raise KernelError(f"out must be a contiguous {(b, self.spec.out_channels, h, w)} "
+                              f"{params.dtype} tensor, got {tuple(out.shape)} {out.dtype}")
+        stream = None if self.emulated else torch.cuda.current_stream(x.device).cuda_stream
         check(self.lib, self.lib.asap_spatial_mlp_forward(
-            ctypes.byref(self.shape), code, x.data_ptr(), c, params.data_ptr(), out.data_ptr(),
-            b, h, w, stream), "fused MLP")
+            ctypes.byref(self.shape), ctypes.byref(t), x.data_ptr(), params.data_ptr(),
+            out.data_ptr(), stream), "fused MLP")
         return out

@@ -1,10 +1,16 @@
 // CPU build of the per-pixel MLP from the same header the CUDA kernels use. CI compiles it with
-// the host compiler and checks it (and the layout queries) against the PyTorch model, so the index
-// arithmetic is verified on machines without a GPU.
+// the host compiler and checks it (and the layout queries) against the PyTorch model, so the
+// index arithmetic is verified on machines without a GPU; it is also the reference the emulated
+// kernels are compared with.
 #include "spatial_mlp_api.h"
 #include "spatial_mlp_layout.h"
 
 #include <vector>
+
+namespace asap {
+int validate(MLPShape const& s, AsapMLPTensors const& t);
+int fail(int status, char const* fmt, ...);
+}  // namespace asap
 
 namespace {
 
@@ -29,24 +35,28 @@ constexpr int kMaxWidth = 512;
 
 }  // namespace
 
-extern "C" int asap_spatial_mlp_forward_cpu(const AsapMLPShape* shape, const void* input,
-                                            int input_channels, const float* params, float* output,
-                                            int batch, int height, int width) {
+extern "C" int asap_spatial_mlp_forward_cpu(const AsapMLPShape* shape, const AsapMLPTensors* tensors,
+                                            const void* input, const float* params, float* output) {
+    if (!shape || !tensors) return asap::fail(ASAP_ERR_SHAPE, "shape and tensors must not be NULL");
     asap::MLPShape const& s = *shape;
-    if (!asap::shape_is_valid(s) || s.hidden_width > kMaxWidth || s.out_channels > kMaxWidth)
-        return ASAP_ERR_SHAPE;
-    int const S = s.downsampling;
-    if (height <= 0 || width <= 0 || height % S || width % S || batch <= 0) return ASAP_ERR_RESOLUTION;
-    if (s.input_mode == asap::kInputOneHot && input_channels < s.in_channels) return ASAP_ERR_RESOLUTION;
-    int const gh = height / S, gw = width / S, np = asap::num_params(s);
+    AsapMLPTensors const& t = *tensors;
+    if (t.params_dtype != ASAP_FLOAT32)
+        return asap::fail(ASAP_ERR_DTYPE, "the CPU reference computes in float32 only");
+    int const status = asap::validate(s, t);
+    if (status != ASAP_OK) return status;
+    for (int i = 0; i < 4; ++i)
+        if (t.input_dims[i] < 0 || t.params_dims[i] < 0)
+            return asap::fail(ASAP_ERR_DIMS, "every dimension must be known when running (got -1)");
+    int const batch = static_cast<int>(t.input_dims[0]), channels = static_cast<int>(t.input_dims[1]),
+              height = static_cast<int>(t.input_dims[2]), width = static_cast<int>(t.input_dims[3]);
+    int const S = s.downsampling, gh = height / S, gw = width / S;
+    asap::ParamsView const pv = asap::params_view(t.params_layout, asap::num_params(s), t.params_pitch, gh, gw);
     std::vector<float> out(s.out_channels);
     for (int b = 0; b < batch; ++b)
         for (int y = 0; y < height; ++y)
             for (int x = 0; x < width; ++x) {
-                int const cy = y / S, cx = x / S;
-                HostWeights w{params + asap::params_index(b, 0, cy, cx, np, gh, gw),
-                              static_cast<int64_t>(gh) * gw};
-                HostInput in{input, input_channels, height, width, b, y, x};
+                HostWeights w{params + pv.cell_base(b, y / S, x / S), pv.channel};
+                HostInput in{input, channels, height, width, b, y, x};
                 asap::mlp_pixel<kMaxWidth>(s, w, in, y % S, x % S, out.data());
                 for (int o = 0; o < s.out_channels; ++o)
                     output[asap::pixel_index(b, o, y, x, s.out_channels, height, width)] = out[o];

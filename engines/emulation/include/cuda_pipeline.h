@@ -1,0 +1,3 @@
+// Emulation build: stands in for CUDA's pipeline primitives (see engines/emulation/README.md).
+#pragma once
+#include "emu/pipeline.h"
