@@ -9,6 +9,12 @@ Produces, in ``--out`` (default ``build/engines``):
                               (IPluginRegistry.load_library, trtexec --dynamicPlugins)
   (both plugin libraries need TensorRT headers and libnvinfer)
 
+With ``--emulate`` (no CUDA, no GPU: the host compiler runs the same kernel source on the CPU,
+see engines/emulation/README.md):
+  libasap_spatial_mlp_emu.so  the kernels' C API on host pointers (what CI tests)
+  --trace                     + libasap_spatial_mlp_emu_trace.so, for the access report
+  --sanitize address|thread   + the case runner under ASan+UBSan or TSan
+
 CMake (``engines/CMakeLists.txt``) builds the same targets; this helper exists so a Python user
 needs nothing but nvcc. Compilation goes to a temporary file renamed into place on success.
 """
@@ -16,71 +22,34 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from .errors import AsapDeployError, MissingDependencyError
-from .fused_mlp import DEFAULT_DIR, KERNEL_LIBRARY
+from . import emulation
 
-ENGINES = Path(__file__).resolve().parents[1] / "engines"
-KERNELS = ENGINES / "kernels"
+from .errors import AsapDeployError, MissingDependencyError
+from .fused_mlp import CPU_LIBRARY, DEFAULT_DIR, KERNEL_LIBRARY
+from .native_build import ENGINES, KERNELS, BuildError, atomic_output, find_cxx, find_nvcc, run
+
 PLUGIN = ENGINES / "plugin" / "spatialMLPPlugin"
 #: sm_75 (RTX 2080 Ti) .. sm_90 (H100), plus PTX for newer GPUs
 DEFAULT_ARCHS = ("75", "80", "86", "89", "90")
-KERNEL_SOURCES = ("spatial_mlp_kernel.cu", "status.cpp")
-CPU_SOURCES = ("spatial_mlp_cpu.cpp", "status.cpp")
+KERNEL_SOURCES = ("spatial_mlp_kernel.cu", "spatial_mlp_validate.cpp")
+CPU_SOURCES = ("spatial_mlp_cpu.cpp", "spatial_mlp_validate.cpp")
 PLUGIN_SOURCES = ("spatialMLPPlugin.cpp",)
-
-
-class BuildError(AsapDeployError):
-    pass
-
-
-def find_nvcc() -> str:
-    for cand in (os.environ.get("NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if cand and Path(cand).is_file():
-            return cand
-    raise MissingDependencyError("nvcc not found: install the CUDA toolkit (12.x or 13.x) or set "
-                                 "NVCC=/path/to/nvcc")
-
-
-def find_cxx() -> str:
-    for cand in (os.environ.get("CXX"), shutil.which("c++"), shutil.which("g++"),
-                 shutil.which("clang++")):
-        if cand:
-            return cand
-    raise MissingDependencyError("no C++ compiler found: install g++ or set CXX")
+__all__ = ["BuildError", "build_kernel_library", "build_cpu_reference", "build_trt_plugin", "main"]
 
 
 def gencode_flags(archs: Sequence[str]) -> List[str]:
+    if list(archs) == ["native"]:  # the GPU of this machine only (fast to build)
+        return ["-arch=native"]
     flags = []
     for a in archs:
         flags += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
     last = max(archs, key=int)
     return flags + ["-gencode", f"arch=compute_{last},code=compute_{last}"]
-
-
-def _run(cmd: List[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"building {what} failed:\n$ {' '.join(cmd)}\n{proc.stderr.strip()}")
-
-
-def _atomic(out: Path, build) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        build(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
 
 
 def build_kernel_library(out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS,
@@ -92,18 +61,18 @@ def build_kernel_library(out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS,
     out = Path(out_dir) / KERNEL_LIBRARY
     if compile_only:
         with tempfile.TemporaryDirectory() as d:
-            _run(base + ["-c", srcs[0], "-o", str(Path(d) / "k.o")], "the CUDA kernels")
+            run(base + ["-c", srcs[0], "-o", str(Path(d) / "k.o")], "the CUDA kernels")
         return out
-    return _atomic(out, lambda tmp: _run(base + ["-shared", *srcs, "-o", tmp, "-lcudart"],
+    return atomic_output(out, lambda tmp: run(base + ["-shared", "-Xlinker", "-Bsymbolic", *srcs, "-o", tmp, "-lcudart"],
                                          "the CUDA kernel library"))
 
 
 def build_cpu_reference(out_dir: Path) -> Path:
     cxx = find_cxx()
     srcs = [str(KERNELS / s) for s in CPU_SOURCES]
-    out = Path(out_dir) / "libasap_spatial_mlp_cpu.so"
-    return _atomic(out, lambda tmp: _run(
-        [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", f"-I{KERNELS}", *srcs, "-o", tmp],
+    out = Path(out_dir) / CPU_LIBRARY
+    return atomic_output(out, lambda tmp: run(
+        [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wl,-Bsymbolic", f"-I{KERNELS}", *srcs, "-o", tmp],
         "the CPU reference library"))
 
 
@@ -135,12 +104,12 @@ def build_trt_plugin(out_dir: Path, trt_root: Path, archs: Sequence[str] = DEFAU
     out = Path(out_dir) / PLUGIN_LIBRARIES[registration]
     if not link:
         with tempfile.TemporaryDirectory() as d:
-            _run(flags + ["-c", srcs[-1], "-o", str(Path(d) / "p.o")], "the TensorRT plugin")
+            run(flags + ["-c", srcs[-1], "-o", str(Path(d) / "p.o")], "the TensorRT plugin")
         return out
     libdirs = [d for d in (trt_root / "lib", trt_root / "lib64", trt_root / "lib" / "x86_64-linux-gnu")
                if d.is_dir()]
     libs = [f"-L{d}" for d in libdirs] + ["-lnvinfer", "-lcudart"]
-    return _atomic(out, lambda tmp: _run(flags + ["-shared", *srcs, "-o", tmp] + libs,
+    return atomic_output(out, lambda tmp: run(flags + ["-shared", *srcs, "-o", tmp] + libs,
                                          "the TensorRT plugin library"))
 
 
@@ -149,12 +118,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=DEFAULT_DIR)
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
-                   help="SM versions (default: 75 80 86 89 90, plus PTX of the newest)")
+                   help="SM versions (default: 75 80 86 89 90, plus PTX of the newest), or "
+                        "`native` for this machine's GPU only")
     p.add_argument("--tensorrt-root", help="TensorRT install with include/ and lib/")
     p.add_argument("--no-plugin", action="store_true", help="skip the TensorRT plugin")
     p.add_argument("--no-cpu", action="store_true", help="skip the CPU reference library")
+    p.add_argument("--emulate", action="store_true",
+                   help="build the CPU emulation of the kernels instead (no CUDA needed)")
+    p.add_argument("--trace", action="store_true", help="with --emulate: also the traced build")
+    p.add_argument("--sanitize", choices=["address", "thread"], action="append", default=[],
+                   help="with --emulate: also the case runner under this sanitizer")
     args = p.parse_args(argv)
+    if (args.trace or args.sanitize) and not args.emulate:
+        p.error("--trace and --sanitize go with --emulate")
     try:
+        if args.emulate:
+            for flavour in ["plain"] + (["trace"] if args.trace else []) + args.sanitize:
+                print(f"built {emulation.build_emulation(args.out, flavour)}")
+            if not args.no_cpu:
+                print(f"built {build_cpu_reference(args.out)}")
+            return 0
         built = [build_kernel_library(args.out, args.arch)]
         print(f"built {built[-1]}")
         if not args.no_cpu:

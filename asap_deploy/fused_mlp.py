@@ -27,6 +27,8 @@ INPUT_MODES = {"one_hot": 0, "label_ids": 1}
 FLOAT32, FLOAT16, INT32 = 0, 1, 2
 DTYPE_CODES = {"float32": FLOAT32, "float16": FLOAT16, "int32": INT32}
 NCHW, NHWC = 0, 1
+#: asap_spatial_mlp_path's answers
+KERNEL_PATHS = ("tensor_cores", "generic_shared", "generic_global")
 #: where ``python -m asap_deploy.build_plugin`` writes by default (relative to the working dir)
 DEFAULT_DIR = Path("build/engines")
 KERNEL_LIBRARY = "libasap_spatial_mlp.so"
@@ -83,6 +85,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     if hasattr(lib, "asap_spatial_mlp_forward"):
         lib.asap_spatial_mlp_forward.argtypes = [S, T, vp, vp, vp, vp]
         lib.asap_spatial_mlp_uses_tensor_cores.argtypes = [S, i]
+        lib.asap_spatial_mlp_path.argtypes = [S, T]
     if hasattr(lib, "asap_spatial_mlp_forward_cpu"):
         lib.asap_spatial_mlp_forward_cpu.argtypes = [S, T, vp, vp, vp]
         for name in ("asap_mlp_bias_offset", "asap_mlp_weight_offset"):
@@ -175,6 +178,14 @@ class FusedMLP:
 
         code = FLOAT16 if dtype == torch.float16 else FLOAT32
         return bool(self.lib.asap_spatial_mlp_uses_tensor_cores(ctypes.byref(self.shape), code))
+
+    def path(self, x: Any, params: Any) -> str:
+        """Which kernel a call with these tensors runs on this device (see KERNEL_PATHS)."""
+        t, _ = self.tensors(x, params)
+        code = self.lib.asap_spatial_mlp_path(ctypes.byref(self.shape), ctypes.byref(t))
+        if code < 0:
+            check(self.lib, -code, "fused MLP")
+        return KERNEL_PATHS[code]
 
     def tensors(self, x: Any, params: Any) -> Tuple[AsapMLPTensors, Any]:
         """The call's description, and params as the kernels will read them."""

@@ -52,3 +52,19 @@ def random_ids(spec, batch: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 def one_hot_of(ids: torch.Tensor, label_nc: int, channels: int) -> torch.Tensor:
     mapped = torch.where(ids == 255, torch.full_like(ids, label_nc), ids)
     return (mapped == torch.arange(channels, dtype=ids.dtype).view(1, -1, 1, 1)).float()
+
+
+@pytest.fixture(scope="session")
+def emu_lib(tmp_path_factory):
+    """The emulation build of the kernel library (the exact CUDA source, on the CPU)."""
+    from asap_deploy import emulation
+
+    return emulation.build_emulation(tmp_path_factory.mktemp("emu"))
+
+
+@pytest.fixture(scope="session")
+def cpu_lib(tmp_path_factory):
+    from asap_deploy import build_plugin
+    from asap_deploy.fused_mlp import load_library
+
+    return load_library(build_plugin.build_cpu_reference(tmp_path_factory.mktemp("cpu")))

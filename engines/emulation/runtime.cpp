@@ -58,14 +58,12 @@ int env_int(char const* name, int fallback) {
     return static_cast<int>(x);
 }
 
+// Read at every query, so a test can run cases under several limits in one process.
 int smem_optin_bytes() {
-    static int const bytes = [] {
-        int const b = env_int("ASAP_EMU_SMEM_OPTIN", 65536);
-        if (b > static_cast<int>(kSmemCapacity))
-            fatal("ASAP_EMU_SMEM_OPTIN=%d exceeds what the emulator models (%zu bytes)", b, kSmemCapacity);
-        return b;
-    }();
-    return bytes;
+    int const b = env_int("ASAP_EMU_SMEM_OPTIN", 65536);
+    if (b > static_cast<int>(kSmemCapacity))
+        fatal("ASAP_EMU_SMEM_OPTIN=%d exceeds what the emulator models (%zu bytes)", b, kSmemCapacity);
+    return b;
 }
 
 // -- error state -------------------------------------------------------------------------------

@@ -71,6 +71,15 @@ int asap_spatial_mlp_forward(const AsapMLPShape* shape, const AsapMLPTensors* te
 /* 1 when (shape, params dtype) takes the tensor-core path on the current device, else 0. */
 int asap_spatial_mlp_uses_tensor_cores(const AsapMLPShape* shape, int params_dtype);
 
+enum AsapKernelPath {
+    ASAP_PATH_TENSOR_CORES = 0,   /* FP16 WMMA kernel */
+    ASAP_PATH_GENERIC_SHARED = 1, /* generic kernel, the cell's weights staged in shared memory */
+    ASAP_PATH_GENERIC_GLOBAL = 2  /* generic kernel reading weights from the grid (too big) */
+};
+/* The kernel asap_spatial_mlp_forward runs for this call on the current device (an
+ * AsapKernelPath), or -status when the call is invalid. */
+int asap_spatial_mlp_path(const AsapMLPShape* shape, const AsapMLPTensors* tensors);
+
 /* Same computation on the CPU, float32 only (reference build, no CUDA needed). */
 int asap_spatial_mlp_forward_cpu(const AsapMLPShape* shape, const AsapMLPTensors* tensors,
                                  const void* input, const float* params, float* output);

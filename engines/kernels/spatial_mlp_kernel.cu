@@ -586,21 +586,33 @@ bool tensor_cores_usable(MLPShape const& s, int dtype) {
     return fast_path_applies(s, dtype) && fast_layout(s).total <= smem_optin(current_device());
 }
 
+// The generic kernel's shared memory: the cell's weights with as many warps' activation tiles
+// as fit, else only the tiles (weights then come from the grid: coalesced when it is
+// channels-last, and cached).
+struct GenericPlan {
+    bool smem_weights;
+    int warps, weight_bytes, bytes;
+};
+
+GenericPlan generic_plan(MLPShape const& s, int elem_bytes, int limit) {
+    int const slots = generic_slots(s);
+    int const weights = round_up(num_params(s) * elem_bytes, kAlign);
+    int const per_warp = slots * 32 * (kGenericRegs / slots + 4) * 4;
+    for (int warps = kGenericWarps; warps >= 1; warps /= 2)
+        if (weights + per_warp * warps <= limit) return {true, warps, weights, weights + per_warp * warps};
+    for (int warps = kGenericWarps; warps > 1; warps /= 2)
+        if (per_warp * warps <= limit) return {false, warps, 0, per_warp * warps};
+    return {false, 1, 0, per_warp};  // 12 KiB at most: within any GPU's 48 KiB
+}
+
 template <class T, int SLOTS>
 int launch_generic(KernelArgs const& a, dim3 grid, cudaStream_t stream) {
-    int const limit = smem_optin(current_device());
-    int const weights = round_up(a.np * static_cast<int>(sizeof(T)), kAlign);
-    int const act = kGenericWarps * SLOTS * 32 * (kGenericRegs / SLOTS + 4) * 4;
-    // Weights in shared memory with as many warps as fit; else read from the grid (coalesced
-    // when it is channels-last, and cached).
-    for (int warps = kGenericWarps; warps >= 1; warps /= 2) {
-        int const bytes = weights + act / kGenericWarps * warps;
-        if (bytes <= limit)
-            return launch(generic_kernel<T, SLOTS, true>, "generic_kernel (weights in shared memory)",
-                          grid, dim3(warps * 32), bytes, stream, a, weights);
-    }
-    return launch(generic_kernel<T, SLOTS, false>, "generic_kernel (weights from global memory)",
-                  grid, dim3(kGenericThreads), act, stream, a, 0);
+    GenericPlan const plan = generic_plan(a.s, sizeof(T), smem_optin(current_device()));
+    if (plan.smem_weights)
+        return launch(generic_kernel<T, SLOTS, true>, "generic_kernel (weights in shared memory)", grid,
+                      dim3(plan.warps * 32), plan.bytes, stream, a, plan.weight_bytes);
+    return launch(generic_kernel<T, SLOTS, false>, "generic_kernel (weights from global memory)", grid,
+                  dim3(plan.warps * 32), plan.bytes, stream, a, 0);
 }
 
 template <class T>
@@ -618,6 +630,17 @@ int dispatch_generic(KernelArgs const& a, dim3 grid, cudaStream_t stream) {
 
 extern "C" int asap_spatial_mlp_uses_tensor_cores(const AsapMLPShape* shape, int dtype) {
     return shape && asap::shape_is_valid(*shape) && asap::tensor_cores_usable(*shape, dtype) ? 1 : 0;
+}
+
+extern "C" int asap_spatial_mlp_path(const AsapMLPShape* shape, const AsapMLPTensors* tensors) {
+    using namespace asap;
+    if (!shape || !tensors) return -fail(ASAP_ERR_SHAPE, "shape and tensors must not be NULL");
+    int const status = validate(*shape, *tensors);
+    if (status != ASAP_OK) return -status;
+    if (tensor_cores_usable(*shape, tensors->params_dtype)) return ASAP_PATH_TENSOR_CORES;
+    int const elem = tensors->params_dtype == ASAP_FLOAT16 ? 2 : 4;
+    return generic_plan(*shape, elem, smem_optin(current_device())).smem_weights ? ASAP_PATH_GENERIC_SHARED
+                                                                                  : ASAP_PATH_GENERIC_GLOBAL;
 }
 
 extern "C" int asap_spatial_mlp_forward(const AsapMLPShape* shape, const AsapMLPTensors* tensors,
