@@ -7,7 +7,7 @@ the emulator's CUDA headers force-included, so CI runs the exact kernel source w
   stream), used like the CUDA library by ``asap_deploy.fused_mlp`` and the tests;
 * ``libasap_spatial_mlp_emu_trace.so``: the same with every load and store of the kernel source
   recorded, for the access report (``python -m asap_deploy.kernel_report``);
-* ``asap_emu_cases_asan`` / ``asap_emu_cases_tsan``: a case runner (engines/emulation/
+* ``asap_emu_cases`` / ``asap_emu_cases_asan`` / ``asap_emu_cases_tsan``: a case runner (engines/emulation/
   case_runner.cpp) with the kernel under AddressSanitizer + UndefinedBehaviorSanitizer or
   ThreadSanitizer; sanitizer runtimes do not load into Python, hence an executable.
 
@@ -16,8 +16,11 @@ which refuses launches that exceed them, as the hardware does.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -35,6 +38,7 @@ FLAVOURS: Dict[str, Tuple[str, List[str], List[str], List[str]]] = {
               ["-O1", "-fsanitize=kernel-address", "--param", "asan-instrumentation-with-call-threshold=0",
                "--param", "asan-stack=0", "--param", "asan-globals=0", "-DASAP_EMU_TRACE"],
               ["-O2", "-DASAP_EMU_TRACE"], []),
+    "cases": ("asap_emu_cases", ["-O1"], ["-O1"], []),
     "address": ("asap_emu_cases_asan",
                 ["-O1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                  "-fno-sanitize-recover=undefined"],
@@ -78,12 +82,29 @@ def kernel_unit(kernel: Path) -> str:
             "}  // namespace\n")
 
 
+def _compile(cmd: List[str], src: Path, obj: Path, cache: Optional[Path]) -> Path:
+    """Compile ``src`` to ``obj``; with a cache folder, reuse an object compiled from the same
+    source text with the same command (the runtime is the same for every kernel mutant)."""
+    if cache is None:
+        run(cmd + ["-c", str(src), "-o", str(obj)], f"the emulation ({src.name})")
+        return obj
+    key = hashlib.sha256((" ".join(cmd) + "\0" + src.read_text()).encode()).hexdigest()[:20]
+    cached = cache / f"{src.stem}-{key}.o"
+    if not cached.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f".{cached.name}.{obj.parent.name}"
+        run(cmd + ["-c", str(src), "-o", str(tmp)], f"the emulation ({src.name})")
+        tmp.replace(cached)
+    shutil.copyfile(cached, obj)
+    return obj
+
+
 def build_emulation(out_dir: Path, flavour: str = "plain", kernel: Path = KERNEL_SOURCE,
-                    output: Optional[Path] = None) -> Path:
+                    output: Optional[Path] = None, cache: Optional[Path] = None) -> Path:
     """Compile the emulation of ``kernel`` (default: the shipped kernel source) in one flavour.
 
     ``kernel`` exists so tests can build deliberately broken copies and show that the emulator
-    catches them."""
+    catches them; ``cache`` (a folder) keeps the runtime's objects between such builds."""
     name, kernel_flags, runtime_flags, link_flags = FLAVOURS[flavour]
     cxx = find_cxx()
     kernel = Path(kernel).resolve()
@@ -95,18 +116,15 @@ def build_emulation(out_dir: Path, flavour: str = "plain", kernel: Path = KERNEL
         t = Path(tmp)
         unit = t / "kernel_unit.cpp"
         unit.write_text(kernel_unit(kernel))
-        objects = [t / "kernel.o"]
-        run(common + kernel_flags + ["-include", "emu/core.h", "-c", str(unit), "-o", str(objects[0])],
-            "the emulated kernel")
+        jobs = [(common + kernel_flags + ["-include", "emu/core.h"], unit, t / "kernel.o", None)]
         runtime = [EMULATION / s for s in RUNTIME_SOURCES] + list(HOST_SOURCES)
         if flavour == "trace":
             runtime.append(EMULATION / "hooks.cpp")
         if executable:
             runtime += [EMULATION / "case_runner.cpp", KERNELS / "spatial_mlp_cpu.cpp"]
-        for src in runtime:
-            obj = t / f"{src.stem}.o"
-            run(common + runtime_flags + ["-c", str(src), "-o", str(obj)], f"the emulator ({src.name})")
-            objects.append(obj)
+        jobs += [(common + runtime_flags, src, t / f"{src.stem}.o", cache) for src in runtime]
+        with ThreadPoolExecutor(max_workers=4) as pool:  # compilers are separate processes
+            objects = list(pool.map(lambda j: _compile(*j), jobs))
         defsyms = [f"-Wl,--defsym,{sym}=emu_dynamic_smem" for sym in shared_symbols(kernel.read_text())]
         shape = [] if executable else ["-shared", "-Wl,-Bsymbolic"]
         return atomic_output(out, lambda tmp_out: run(
