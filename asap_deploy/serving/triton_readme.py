@@ -75,6 +75,23 @@ def client_snippet(model: ModelSpec, port: int = 8001) -> str:
     return "\n".join(lines)
 
 
+def _inputs_text(record: Dict[str, Any]) -> str:
+    cfg = record.get("config") or {}
+    if record.get("input_mode") == "labels":
+        text = ("`label_map`: int32 class id per pixel (255 = don't care, read as class "
+                f"{cfg.get('label_nc', 'label_nc')})")
+        if cfg.get("instance_edge"):
+            text += "; `instance_map`: int32 instance id per pixel (edges are computed in the model)"
+        return "Inputs: " + text + ". `image`: float32 in [-1, 1]."
+    parts = [f"{cfg.get('label_nc', 'label_nc')} class channels"]
+    if cfg.get("contain_dontcare_label"):
+        parts.append("1 don't-care channel")
+    if cfg.get("instance_edge"):
+        parts.append("the instance-edge map last")
+    return (f"Inputs: `label`: float32 one-hot label map, as the authors' generator receives it "
+            f"({', '.join(parts)}). `image`: float32 in [-1, 1].")
+
+
 def render_readme(repo: Path, models: Sequence[ModelSpec], record: Dict[str, Any],
                   command: str, engine: Optional[Dict[str, Any]]) -> str:
     root = str(repo)
@@ -149,10 +166,11 @@ def render_readme(repo: Path, models: Sequence[ModelSpec], record: Dict[str, Any
                 f"`{engine['model']}/{engine['plugin_library']}` before the model (the launch "
                 f"lines above do). The plugin library is linked against the libnvinfer of the "
                 f"TensorRT it was built with: a plan and its plugin must be used with the exact "
-                f"TensorRT version that built them. Build both inside the Triton container you "
-                f"serve with (`python -m asap_deploy.build_plugin --tensorrt-root /usr`, then "
-                f"`python -m asap_deploy.build ... --module tensorrt --plugin "
-                f"build/engines/libasap_trt_plugin.so`) and regenerate this repository.",
+                f"TensorRT version that built them. To move to another Triton release, rebuild "
+                f"both against that release's TensorRT (`python -m asap_deploy.build_plugin "
+                f"--tensorrt-root TENSORRT_ROOT`, then `python -m asap_deploy.build MODEL.onnx "
+                f"--module tensorrt --plugin build/engines/libasap_trt_plugin.so`) on the "
+                f"serving GPU and regenerate this repository.",
                 "- Triton only logs a plugin library it cannot open and carries on; the model then "
                 "fails to load with a deserialisation error about `ASAP_SpatialMLP`. Look for the "
                 "plugin path in the server log first.",
@@ -163,9 +181,5 @@ def render_readme(repo: Path, models: Sequence[ModelSpec], record: Dict[str, Any
     for m in models[:1]:
         text += [f"Python (gRPC, `pip install \"tritonclient[grpc]\"`), one request to `{m.name}`:",
                  "", "```python", client_snippet(m), "```", ""]
-    text += ["Inputs follow the export's ONNX interface: `label` is the one-hot label map the "
-             "authors' generator receives (`--input one-hot` exports); `label_map` (int32 class "
-             "ids, 255 = don't care) and `instance_map` (int32 instance ids) for `--input labels` "
-             "exports, which compute the one-hot and the instance edges inside the model. `image` "
-             "is float32 in [-1, 1].", ""]
+    text += [_inputs_text(record), ""]
     return "\n".join(text)

@@ -72,6 +72,7 @@ def _record(export: Export, models: List[ModelSpec], info: Optional[EngineInfo])
         "manifest_sha256": sha256_file(export.path / "manifest.json"),
         "height": man.get("height"), "width": man.get("width"),
         "input_mode": man.get("input_mode"),
+        "config": man.get("config"),
         "engine": None if info is None else {
             k: info.sidecar.get(k) for k in ("tensorrt_module", "tensorrt_version", "gpu",
                                              "precision", "plugin", "onnx", "onnx_sha256")},

@@ -120,16 +120,6 @@ def _manifest_specs(entry: Dict[str, Any], key: str) -> List[TensorSpec]:
             for t in entry[key]]
 
 
-def _check_against_manifest(path: Path, entry: Dict[str, Any], ins: List[TensorSpec],
-                            outs: List[TensorSpec]) -> None:
-    if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-        raise TritonRepoError(f"{path} does not match the SHA-256 in manifest.json (changed after "
-                              f"the export?): re-export the model")
-    if (_manifest_specs(entry, "inputs"), _manifest_specs(entry, "outputs")) != (ins, outs):
-        raise TritonRepoError(f"{path}: the graph's inputs/outputs differ from manifest.json's "
-                              f"record: re-export the model")
-
-
 def onnx_model(export: Export, precision: str, opts: RepoOptions, max_batch: int) -> ModelSpec:
     fname = ONNX_GRAPHS[precision]
     path = export.path / fname
@@ -138,8 +128,13 @@ def onnx_model(export: Export, precision: str, opts: RepoOptions, max_batch: int
         flag = "--precision fp32 fp16" if precision == "fp16" else "--precision fp32"
         raise TritonRepoError(f"{export.path} has no {fname} (the whole-generator {precision} "
                               f"graph): export it with python -m asap_deploy.export ... {flag}")
+    if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+        raise TritonRepoError(f"{path} does not match the SHA-256 in manifest.json (changed after "
+                              f"the export?): re-export the model")
     ins, outs = batched_specs(path)
-    _check_against_manifest(path, entry, ins, outs)
+    if (_manifest_specs(entry, "inputs"), _manifest_specs(entry, "outputs")) != (ins, outs):
+        raise TritonRepoError(f"{path}: the graph's inputs/outputs differ from manifest.json's "
+                              f"record: re-export the model")
     suffix = "" if precision == "fp32" else f"_{precision}"
     return ModelSpec(
         name=f"{opts.name}_onnx{suffix}", platform="onnxruntime_onnx", inputs=ins, outputs=outs,
@@ -212,7 +207,7 @@ def open_engine(export: Export, engine: Path, plugin: Optional[Path]) -> EngineI
         raise TritonRepoError(
             f"{engine} was built with {module} {side.get('tensorrt_version')}; Triton's TensorRT "
             f"backend runs engines of full TensorRT only: rebuild it on the serving GPU with "
-            f"python -m asap_deploy.build ONNX --module tensorrt")
+            f"python -m asap_deploy.build {side.get('onnx', 'ONNX')} --module tensorrt")
     by_hash = {f.get("sha256"): f for f in export.manifest.get("files", [])}
     graph = by_hash.get(side.get("onnx_sha256"))
     if graph is None:
@@ -241,7 +236,8 @@ def open_engine(export: Export, engine: Path, plugin: Optional[Path]) -> EngineI
     if lo > 1:
         raise TritonRepoError(
             f"{engine}'s profile starts at batch {lo}, but Triton's dynamic batcher sends any "
-            f"batch from 1: rebuild with python -m asap_deploy.build ONNX --batch 1 OPT {hi}")
+            f"batch from 1: rebuild with python -m asap_deploy.build {side.get('onnx', 'ONNX')} "
+            f"--batch 1 OPT {hi}")
     notes: List[str] = []
     lib = _plugin_library(engine, side, plugin, notes)
     return EngineInfo(engine, side, graph, (lo, hi), lib, notes)
@@ -251,8 +247,9 @@ def plan_model(info: EngineInfo, opts: RepoOptions, max_batch: int) -> ModelSpec
     if max_batch > info.batch[1]:
         raise TritonRepoError(
             f"--max-batch {max_batch} exceeds the engine's profile (batch {info.batch[0]}.."
-            f"{info.batch[1]}): rebuild it with python -m asap_deploy.build ONNX --batch 1 OPT "
-            f"{max_batch}, or pass --max-batch {info.batch[1]} or less")
+            f"{info.batch[1]}): rebuild it with python -m asap_deploy.build "
+            f"{info.sidecar.get('onnx', 'ONNX')} --batch 1 OPT {max_batch}, or pass --max-batch "
+            f"{info.batch[1]} or less")
     return ModelSpec(
         name=f"{opts.name}_trt", platform="tensorrt_plan",
         inputs=_manifest_specs(info.graph, "inputs"), outputs=_manifest_specs(info.graph, "outputs"),
