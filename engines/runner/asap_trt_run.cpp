@@ -18,9 +18,9 @@
 #include "error.h"
 #include "image_output.h"
 #include "inputs.h"
-#include "json.h"
 #include "manifest.h"
 #include "png_io.h"
+#include "sidecar.h"
 
 #include <cuda_runtime.h>
 #include <dlfcn.h>
@@ -130,66 +130,6 @@ Options parseArgs(int argc, char** argv) {
     if (o.output.empty()) throw Error(std::string("--output is required (where to write the image PNG). ") + kUsage);
     if (o.iterations < 1) throw Error("--iterations must be at least 1");
     return o;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The engine's sidecar (written by python -m asap_deploy.build): what it was built with and from.
-
-struct Sidecar {
-    bool present = false;
-    std::string module, version, onnxSha256, onnx, gpuName, computeCapability;
-    bool needsPlugin = false;
-};
-
-Sidecar readSidecar(std::string const& enginePath) {
-    Sidecar s;
-    std::string const path = enginePath + ".json";
-    if (!std::filesystem::exists(path)) return s;
-    asap::app::Json const doc = asap::app::Json::parseFile(path);
-    std::string const root = path + ":";
-    auto text = [&](asap::app::Json const& obj, char const* key, std::string const& where) {
-        asap::app::Json const* v = obj.find(key);
-        return v && v->isString() ? v->asString(where) : std::string();
-    };
-    s.present = true;
-    s.module = text(doc, "tensorrt_module", root);
-    s.version = text(doc, "tensorrt_version", root);
-    s.onnxSha256 = text(doc, "onnx_sha256", root);
-    s.onnx = text(doc, "onnx", root);
-    if (asap::app::Json const* gpu = doc.find("gpu"); gpu && gpu->isObject()) {
-        s.gpuName = text(*gpu, "name", root);
-        s.computeCapability = text(*gpu, "compute_capability", root);
-    }
-    if (asap::app::Json const* plugin = doc.find("plugin"); plugin && plugin->isObject())
-        s.needsPlugin = text(*plugin, "kind", root) != "none";
-    return s;
-}
-
-std::string rebuildHint(Sidecar const& s) {
-    return "rebuild it here: python -m asap_deploy.build " + (s.onnx.empty() ? std::string("MODEL.onnx") : s.onnx);
-}
-
-void checkSidecar(Sidecar const& s, Options const& o, cudaDeviceProp const& gpu) {
-    if (!s.present) return;
-    if (!s.module.empty() && s.module != "tensorrt")
-        throw Error(o.engine + " was built with " + s.module + "; this application runs TensorRT "
-                    "(libnvinfer) engines: build one with python -m asap_deploy.build --module tensorrt");
-    std::string const here = std::to_string(getInferLibMajorVersion()) + "." +
-                             std::to_string(getInferLibMinorVersion()) + "." +
-                             std::to_string(getInferLibPatchVersion());
-    // the Python bindings report e.g. 11.4.0.106; major.minor.patch decides plan compatibility
-    if (!s.version.empty() && s.version != here && s.version.rfind(here + ".", 0) != 0)
-        throw Error(o.engine + " was built with TensorRT " + s.version + ", this application runs "
-                    "TensorRT " + here + "; engines only load in the version that built them: " +
-                    rebuildHint(s));
-    std::string const cc = std::to_string(gpu.major) + "." + std::to_string(gpu.minor);
-    if (!s.computeCapability.empty() && s.computeCapability != cc)
-        throw Error(o.engine + " was built for " + s.gpuName + " (sm " + s.computeCapability + "), this "
-                    "GPU is " + gpu.name + " (sm " + cc + "): " + rebuildHint(s) + " on this GPU");
-    if (s.needsPlugin && o.plugin.empty())
-        throw Error(o.engine + " uses the " + kPluginName + " plugin: pass --plugin "
-                    "build/engines/libasap_trt_plugin.so (python -m asap_deploy.build_plugin "
-                    "--tensorrt-root $TensorRT_ROOT builds it)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,8 +283,12 @@ int run(Options const& o) {
         throw Error("no CUDA GPU is visible to this process (check the driver and CUDA_VISIBLE_DEVICES)");
     cudaDeviceProp gpu{};
     cudaCheck(cudaGetDeviceProperties(&gpu, 0), "cudaGetDeviceProperties");
-    Sidecar const sidecar = readSidecar(o.engine);
-    checkSidecar(sidecar, o, gpu);
+    EngineSidecar const sidecar = EngineSidecar::read(o.engine);
+    std::string const trtVersion = std::to_string(getInferLibMajorVersion()) + "." +
+                                   std::to_string(getInferLibMinorVersion()) + "." +
+                                   std::to_string(getInferLibPatchVersion());
+    checkSidecar(sidecar, o.engine, trtVersion, gpu.name, std::to_string(gpu.major) + "." + std::to_string(gpu.minor),
+                 !o.plugin.empty());
 
     Logger logger;
     std::unique_ptr<nvinfer1::IRuntime> runtime{nvinfer1::createInferRuntime(logger)};
@@ -360,7 +304,7 @@ int run(Options const& o) {
     std::unique_ptr<nvinfer1::ICudaEngine> engine{runtime->deserializeCudaEngine(plan.data(), plan.size())};
     if (!engine) {
         std::string const why = logger.takeErrors();
-        std::string hint = "was it built by another TensorRT version or for another GPU? " + rebuildHint(sidecar);
+        std::string hint = "was it built by another TensorRT version or for another GPU? " + sidecar.rebuildHint();
         if (o.plugin.empty() && why.find(kPluginName) != std::string::npos)
             hint = std::string("it uses the ") + kPluginName + " plugin: pass --plugin build/engines/libasap_trt_plugin.so";
         throw Error(o.engine + " could not be deserialized (TensorRT: " + (why.empty() ? "no message" : why) +
@@ -508,9 +452,8 @@ int run(Options const& o) {
     for (auto const& b : buffers)
         ioText += (ioText.empty() ? "" : ", ") + std::string(b.isInput ? "in " : "out ") + b.name + " " +
                   dtypeName(b.dtype) + " " + shapeString(toVector(b.dims));
-    std::printf("engine: %s (%s of %s), TensorRT %d.%d.%d, %s (sm %d.%d)\n", o.engine.c_str(), graph.file.c_str(),
-                manifest.path.c_str(), getInferLibMajorVersion(), getInferLibMinorVersion(),
-                getInferLibPatchVersion(), gpu.name, gpu.major, gpu.minor);
+    std::printf("engine: %s (%s of %s), TensorRT %s, %s (sm %d.%d)\n", o.engine.c_str(), graph.file.c_str(),
+                manifest.path.c_str(), trtVersion.c_str(), gpu.name, gpu.major, gpu.minor);
     std::printf("tensors: %s\n", ioText.c_str());
     double totalGpu = 0;
     for (double x : gpu_ms) totalGpu += x;

@@ -8,6 +8,7 @@
 #include "labels.h"
 #include "manifest.h"
 #include "png_io.h"
+#include "sidecar.h"
 
 #include <cmath>
 #include <cstdio>
@@ -324,6 +325,32 @@ void testManifest() {
           halfToFloat(h[12 + 5]) == 1.f && halfToFloat(h[18]) == 0.f);
 }
 
+void testSidecar() {
+    std::string const engine = (gScratch / "e.plan").string();
+    CHECK(!EngineSidecar::read(engine).present);
+    checkSidecar(EngineSidecar::read(engine), "e.plan", "11.4.0", "GPU", "8.9", false);  // none: no checks
+    writeFile("e.plan.json", R"({"sidecar_version": 1, "onnx": "/x/asapnet_plugin_fp16.onnx", "onnx_sha256": "ab",
+        "tensorrt_module": "tensorrt", "tensorrt_version": "11.4.0.106",
+        "gpu": {"name": "NVIDIA L4", "compute_capability": "8.9"},
+        "plugin": {"name": "ASAP_SpatialMLP", "kind": "cpp", "library": "/x/lib.so"}, "notes": []})");
+    EngineSidecar const s = EngineSidecar::read(engine);
+    CHECK(s.present && s.onnxSha256 == "ab" && s.needsPlugin && s.computeCapability == "8.9");
+    checkSidecar(s, "e.plan", "11.4.0", "NVIDIA L4", "8.9", true);
+    CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.1", "NVIDIA L4", "8.9", true),
+                 "e.plan was built with TensorRT 11.4.0.106, this application runs TensorRT 11.4.1; engines only "
+                 "load in the version that built them: rebuild it here: python -m asap_deploy.build /x/asapnet_plugin_fp16.onnx");
+    CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.0", "NVIDIA H100", "9.0", true), "built for NVIDIA L4 (sm 8.9), this GPU is NVIDIA H100 (sm 9.0)");
+    CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.0", "NVIDIA L4", "8.9", false), "uses the ASAP_SpatialMLP plugin: pass --plugin");
+    writeFile("e.plan.json", R"({"tensorrt_module": "tensorrt_rtx", "tensorrt_version": "1.2.0", "gpu": null, "plugin": null})");
+    EngineSidecar const rtx = EngineSidecar::read(engine);
+    CHECK(!rtx.needsPlugin && rtx.computeCapability.empty());
+    CHECK_THROWS(checkSidecar(rtx, "e.plan", "11.4.0", "G", "8.9", false), "built with tensorrt_rtx");
+    writeFile("e.plan.json", R"({"plugin": {"kind": "none"}, "gpu": "L4"})");
+    CHECK_THROWS(EngineSidecar::read(engine), "e.plan.json: gpu must be an object, not a string");
+    writeFile("e.plan.json", "{");
+    CHECK_THROWS(EngineSidecar::read(engine), "e.plan.json: invalid JSON");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -337,6 +364,7 @@ int main(int argc, char** argv) {
     testImageOutput();
     testPng();
     testManifest();
+    testSidecar();
     std::printf("%d checks, %d failed\n", gChecks, gFailures);
     return gFailures ? 1 : 0;
 }
