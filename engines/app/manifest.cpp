@@ -85,6 +85,8 @@ Manifest Manifest::read(std::string const& path) {
         std::string const p = filesPath + "[" + std::to_string(i) + "]";
         GraphFile g;
         g.file = files[i].at("file", p).asString(Json::memberPath(p, "file"));
+        // the manifest may index other files too (engines, sidecars); ONNX graphs are what we need
+        if (g.file.size() < 5 || g.file.compare(g.file.size() - 5, 5, ".onnx") != 0) continue;
         g.graph = files[i].at("graph", p).asString(Json::memberPath(p, "graph"));
         g.precision = files[i].at("precision", p).asString(Json::memberPath(p, "precision"));
         g.sha256 = files[i].at("sha256", p).asString(Json::memberPath(p, "sha256"));

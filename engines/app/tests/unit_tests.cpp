@@ -258,6 +258,7 @@ std::string const kManifest = R"({
   "config": {"label_nc": 2, "contain_dontcare_label": true, "instance_edge": true, "output_nc": 3},
   "height": 2, "width": 3, "input_mode": "one-hot",
   "files": [
+    {"file": "asapnet_plugin_fp16.plan", "kind": "engine"},
     {"file": "mlp.onnx", "graph": "mlp", "precision": "fp32", "sha256": "aaaa",
      "inputs": [{"name": "label", "dtype": "float32", "shape": ["batch", 4, 2, 3]},
                 {"name": "params", "dtype": "float32", "shape": ["batch", 10, 1, 1]}],
@@ -275,7 +276,7 @@ void testManifest() {
     Manifest const m = Manifest::read(writeFile("manifest.json", kManifest));
     CHECK(m.height == 2 && m.width == 3 && m.inputMode == "one-hot" && m.outputNc == 3);
     CHECK(m.labels.labelNc == 2 && m.labels.dontCare && m.labels.instanceEdge && m.labels.channels() == 4);
-    CHECK(m.files.size() == 3 && m.files[2].inputs[0].dtype == DType::kFloat16);
+    CHECK(m.files.size() == 3 && m.files[2].inputs[0].dtype == DType::kFloat16);  // the .plan entry skipped
     CHECK(m.files[1].inputs[0].shape == (std::vector<int64_t>{-1, 4, 2, 3}));
 
     std::vector<EngineTensor> io = {{"label", true, DType::kFloat32, {-1, 4, 2, 3}},
@@ -305,11 +306,12 @@ void testManifest() {
     CHECK_THROWS(Manifest::read(variant("\"label_nc\": 2", "\"label_nc\": \"2\"")), "config.label_nc must be an integer, not a string");
     CHECK_THROWS(Manifest::read(variant("\"label_nc\": 2,", "")), "config.label_nc is missing");
     CHECK_THROWS(Manifest::read(variant("\"height\": 2,", "")), "variant.json: height is missing");
+    CHECK_THROWS(Manifest::read(variant("\"graph\": \"mlp\", ", "")), "variant.json: files[1].graph is missing");
     CHECK_THROWS(Manifest::read(variant("\"one-hot\"", "\"rgb\"")), "input_mode \"rgb\" is not supported");
     CHECK_THROWS(Manifest::read(variant("\"width\": 3", "\"width\": 0")), "width is 0; expected 1..65536");
     CHECK_THROWS(Manifest::read(variant("\"dtype\": \"float16\"", "\"dtype\": \"bfloat16\"")), "unsupported element type \"bfloat16\"");
     CHECK_THROWS(Manifest::read(variant("[\"batch\", 4, 2, 3]", "[\"batch\", \"h\", 2, 3]")),
-                 "files[0].inputs[0].shape[1] is the dynamic axis \"h\"");
+                 "files[1].inputs[0].shape[1] is the dynamic axis \"h\"");
     CHECK_THROWS(Manifest::read(writeFile("broken.json", "{\"height\": 2,\n \"width\": }")), "broken.json: invalid JSON at line 2, column 11");
 
     // inputs for the matched graph, from maps at the model's size
