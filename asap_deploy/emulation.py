@@ -35,7 +35,7 @@ HOST_SOURCES = (KERNELS / "spatial_mlp_validate.cpp",)
 FLAVOURS: Dict[str, Tuple[str, List[str], List[str], List[str]]] = {
     "plain": ("libasap_spatial_mlp_emu.so", ["-O2"], ["-O2"], []),
     "trace": ("libasap_spatial_mlp_emu_trace.so",
-              ["-O1", "-fsanitize=kernel-address", "--param", "asan-instrumentation-with-call-threshold=0",
+              ["-O2", "-fsanitize=kernel-address", "--param", "asan-instrumentation-with-call-threshold=0",
                "--param", "asan-stack=0", "--param", "asan-globals=0", "-DASAP_EMU_TRACE"],
               ["-O2", "-DASAP_EMU_TRACE"], []),
     "cases": ("asap_emu_cases", ["-O1"], ["-O1"], []),

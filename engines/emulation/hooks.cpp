@@ -27,3 +27,5 @@ extern "C" void __asan_storeN_noabort(uintptr_t addr, size_t n) {
     emu::trace_thread_access(addr, static_cast<uint32_t>(n), true, __builtin_return_address(0));
 }
 extern "C" void __asan_handle_no_return() {}
+extern "C" void __asan_before_dynamic_init(char const*) {}
+extern "C" void __asan_after_dynamic_init() {}

@@ -245,7 +245,7 @@ void thread_main(Launch& L, int tid) {
     gridDim = L.grid;
     threadIdx = uint3{static_cast<unsigned>(tid % L.block.x), static_cast<unsigned>(tid / L.block.x % L.block.y),
                       static_cast<unsigned>(tid / (L.block.x * L.block.y))};
-    unsigned const blocks = L.grid.x * L.grid.y * L.grid.z;
+    unsigned const blocks = std::min<unsigned>(L.grid.x * L.grid.y * L.grid.z, L.max_blocks);
     for (unsigned blk = 0; blk < blocks; ++blk) {
         blockIdx = uint3{blk % L.grid.x, blk / L.grid.x % L.grid.y, blk / (L.grid.x * L.grid.y)};
         L.team.arrive_and_wait("the emulator's block start");
@@ -264,8 +264,9 @@ void thread_main(Launch& L, int tid) {
         L.team.arrive_and_wait("the emulator's block end");
         if (tid == 0) {
             check_block(L);
-            trace_block_end(L);
+            trace_block_end(L);  // reads every thread's log: nobody leaves before it is done
         }
+        L.team.arrive_and_wait("the emulator's block end");
     }
 }
 
@@ -365,6 +366,9 @@ cudaError_t launch(cudaLaunchConfig_t const* cfg, void const* func, std::functio
     L.nthreads = static_cast<int>(threads);
     L.smem = smem;
     L.body = &body;
+    // The access report traces one block of a launch with the real grid (so strides between
+    // cells are the real ones): ASAP_EMU_BLOCKS=N runs only the first N blocks.
+    L.max_blocks = static_cast<unsigned>(env_int("ASAP_EMU_BLOCKS", 1 << 30));
     L.team.reset(L.nthreads);
     L.states.assign(L.nthreads, nullptr);
     for (int w = 0; w < (L.nthreads + 31) / 32; ++w) L.warp_barriers.emplace_back(new Barrier);

@@ -38,6 +38,7 @@ struct Launch {
     dim3 grid, block;
     int nthreads = 0;
     size_t smem = 0;
+    unsigned max_blocks = 0;
     std::function<void()> const* body = nullptr;
     Barrier team;  // the emulator's own block boundaries, never dropped
     Barrier block_barrier;

@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
-#include <set>
+#include <unordered_map>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -62,17 +62,23 @@ double shared_ways(std::vector<LaneAccess> const& lanes, double* worst) {
     for (auto const& a : lanes) width = std::max(width, a.size);
     size_t const per_phase = width <= 4 ? 32 : 128 / width;
     double cost = 0, phases = 0;
+    std::vector<uintptr_t> words;  // word addresses of one phase, bank in the low bits' order
     for (size_t first = 0; first < lanes.size(); first += per_phase) {
-        std::set<uintptr_t> words[32];
-        bool any = false;
-        for (size_t l = first; l < std::min(lanes.size(), first + per_phase); ++l) {
-            if (!lanes[l].size) continue;
-            any = true;
-            for (uintptr_t w = lanes[l].addr / 4; w <= (lanes[l].addr + lanes[l].size - 1) / 4; ++w) words[w % 32].insert(w);
+        words.clear();
+        for (size_t l = first; l < std::min(lanes.size(), first + per_phase); ++l)
+            if (lanes[l].size)
+                for (uintptr_t w = lanes[l].addr / 4; w <= (lanes[l].addr + lanes[l].size - 1) / 4; ++w) words.push_back(w);
+        if (words.empty()) continue;
+        // distinct words per bank: sort by (bank, word), count unique words in each bank
+        std::sort(words.begin(), words.end(), [](uintptr_t a, uintptr_t b) {
+            return (a % 32 != b % 32) ? a % 32 < b % 32 : a < b;
+        });
+        words.erase(std::unique(words.begin(), words.end()), words.end());
+        size_t degree = 1, run = 0;
+        for (size_t i = 0; i < words.size(); ++i) {
+            run = (i > 0 && words[i] % 32 == words[i - 1] % 32) ? run + 1 : 1;
+            degree = std::max(degree, run);
         }
-        if (!any) continue;
-        size_t degree = 1;
-        for (auto const& b : words) degree = std::max(degree, b.size());
         cost += static_cast<double>(degree);
         phases += 1;
         *worst = std::max(*worst, static_cast<double>(degree));
@@ -86,19 +92,24 @@ std::pair<uint64_t, uint64_t> global_traffic(std::vector<LaneAccess> const& lane
     for (auto const& a : lanes)
         if (a.size) r.emplace_back(a.addr, a.addr + a.size);
     std::sort(r.begin(), r.end());
-    uint64_t useful = 0;
-    std::set<uintptr_t> sectors;
-    uintptr_t covered = 0;
+    uint64_t useful = 0, sectors = 0;
+    uintptr_t covered = 0, last_sector = ~uintptr_t{0};
     for (auto const& [b, e] : r) {
         uintptr_t const start = std::max(b, covered);
         if (e > start) useful += e - start;
         covered = std::max(covered, e);
-        for (uintptr_t s = b / 32; s <= (e - 1) / 32; ++s) sectors.insert(s);
+        for (uintptr_t sct = b / 32; sct <= (e - 1) / 32; ++sct)
+            if (last_sector == ~uintptr_t{0} || sct > last_sector) {
+                ++sectors;
+                last_sector = sct;
+            }
     }
-    return {useful, sectors.size() * 32};
+    return {useful, sectors * 32};
 }
 
 void add_request(SiteKey const& key, std::vector<LaneAccess> const& lanes) {
+    if (std::get<1>(key) != kSharedBuffer && std::get<1>(key) >= g_session.buffers.size())
+        fatal("trace: bad buffer %d pc %lx", std::get<1>(key), (unsigned long)std::get<0>(key));
     SiteStats& s = g_session.sites[key];
     s.analyzed += 1;
     if (std::get<1>(key) == kSharedBuffer) {
@@ -135,6 +146,9 @@ void trace_block_begin() {
 void trace_thread_access(uintptr_t addr, uint32_t size, bool store, void const* site) {
     ThreadState& ts = t_state;
     if (!trace_build() || !g_session.active || !ts.in_kernel || ts.untraced) return;
+    // The library's standard-library code may be the instrumented copy the linker kept from
+    // the kernel's translation unit: its accesses must not re-enter the log they modify.
+    Untraced const reentry;
     int const buffer = classify(addr, size);
     if (buffer < 0) return;  // the thread's stack, kernel parameters, constants
     uintptr_t const pc = reinterpret_cast<uintptr_t>(site);
@@ -142,6 +156,13 @@ void trace_thread_access(uintptr_t addr, uint32_t size, bool store, void const* 
     uint32_t const occ = ts.occurrences[key]++;
     if (occ < kOccurrenceCap)
         ts.log.push_back({pc, addr, occ, static_cast<uint16_t>(size), static_cast<uint8_t>(store), static_cast<uint8_t>(buffer)});
+}
+
+__attribute__((noinline)) void vector_copy(void* dst, void const* src, unsigned bytes) {
+    void const* site = __builtin_return_address(0);
+    trace_thread_access(reinterpret_cast<uintptr_t>(src), bytes, false, site);
+    trace_thread_access(reinterpret_cast<uintptr_t>(dst), bytes, true, site);
+    memcpy(dst, src, bytes);
 }
 
 void trace_warp_request(bool store, LaneAccess const* lanes, int n) {
@@ -163,14 +184,21 @@ void trace_block_end(Launch& L) {
     if (!trace_build() || !g_session.active) return;
     std::lock_guard<std::mutex> lock(g_session.m);
     int const warps = (L.nthreads + 31) / 32;
+    struct KeyHash {
+        size_t operator()(std::tuple<uintptr_t, uint8_t, bool, uint32_t> const& k) const {
+            return std::hash<uintptr_t>()(std::get<0>(k) * 1000003u ^ std::get<3>(k) * 131u ^ std::get<1>(k) * 7u ^ std::get<2>(k));
+        }
+    };
     for (int w = 0; w < warps; ++w) {
-        std::map<std::tuple<uintptr_t, uint8_t, bool, uint32_t>, std::vector<LaneAccess>> requests;
+        std::unordered_map<std::tuple<uintptr_t, uint8_t, bool, uint32_t>, std::vector<LaneAccess>, KeyHash> requests;
         std::map<SiteKey, uint64_t> executions;
         for (int lane = 0; lane < 32 && w * 32 + lane < L.nthreads; ++lane) {
             ThreadState const* ts = L.states[w * 32 + lane];
             for (TraceRecord const& r : ts->log) {
+                if (r.buffer != kSharedBuffer && r.buffer >= g_session.buffers.size())
+                    fatal("trace: bad record thread %d buffer %d pc %lx size %d occ %u", w * 32 + lane, r.buffer, (unsigned long)r.pc, r.size, r.occurrence);
                 auto& req = requests[{r.pc, r.buffer, r.store != 0, r.occurrence}];
-                req.resize(32, LaneAccess{0, 0});
+                if (req.empty()) req.resize(32, LaneAccess{0, 0});
                 req[lane] = LaneAccess{r.addr, r.size};
             }
             for (auto const& [key, count] : ts->occurrences) {

@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(kThreads) tensor_core_kernel(KernelArgs a, Fas
     using namespace nvcuda;
     MLPShape const& s = a.s;
     __half* W0 = reinterpret_cast<__half*>(asap_smem + L.w0);          // k0 x kLd
-    __half* W0l = reinterpret_cast<__half*>(asap_smem + L.w0_labels);  // in x 64 (label ids)
+    __half* W0l = reinterpret_cast<__half*>(asap_smem + L.w0_labels);  // in x kLd (label ids)
     __half* Wh = reinterpret_cast<__half*>(asap_smem + L.w_hidden);    // (depth-2) x 64 x kLd
     __half* Wl = reinterpret_cast<__half*>(asap_smem + L.w_last);      // 16 x kLd, column-major B
     __half* bias = reinterpret_cast<__half*>(asap_smem + L.bias);      // (depth-1) x 64, then 16
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(kThreads) tensor_core_kernel(KernelArgs a, Fas
     int const wo0 = weight_offset(s, 0);
     if (ids) {
         stage_rows(a, cell, wo0 + in * kHW, pe, W0, kLd);
-        stage_rows(a, cell, wo0, in, W0l, kHW);
+        stage_rows(a, cell, wo0, in, W0l, kLd);  // skewed too: rows are gathered by class
         zero_rows(W0 + pe * kLd, L.k0 - pe, kLd);
     } else {
         stage_rows(a, cell, wo0, in + pe, W0, kLd);
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(kThreads) tensor_core_kernel(KernelArgs a, Fas
                         int const ch = *reinterpret_cast<int const*>(act + (m * kMma + r) * ld + cls_col);
                         float2 v = __half22float2(*reinterpret_cast<__half2 const*>(bias + col));
                         if (ch >= 0) {
-                            float2 const w = __half22float2(*reinterpret_cast<__half2 const*>(W0l + ch * kHW + col));
+                            float2 const w = __half22float2(*reinterpret_cast<__half2 const*>(W0l + ch * kLd + col));
                             v.x += w.x;
                             v.y += w.y;
                         }
@@ -340,12 +340,12 @@ __global__ void __launch_bounds__(kThreads) tensor_core_kernel(KernelArgs a, Fas
         __syncwarp();
 #pragma unroll
         for (int m = 0; m < 2; ++m) {
-            wmma::store_matrix_sync(stage, acc_out[m], kStageLd, wmma::mem_row_major);
+            wmma::store_matrix_sync(stage, acc_out[m], kOutStageLd, wmma::mem_col_major);
             __syncwarp();
             for (int i = lane; i < kMma * oc; i += 32) {
                 int const px = i % kMma, o = i / kMma;  // lanes sweep pixels: coalesced stores
                 int const p = t * kStep + m * kMma + px, y = cy * S + p / S, x = cx * S + p % S;
-                float const v = tanhf(stage[px * kStageLd + o] + __half2float(bias[last * kHW + o]));
+                float const v = tanhf(stage[o * kOutStageLd + px] + __half2float(bias[last * kHW + o]));
                 out[pixel_index(b, o, y, x, oc, a.height, a.width)] = __float2half_rn(v);
             }
             __syncwarp();

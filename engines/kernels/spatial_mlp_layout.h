@@ -176,6 +176,9 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kSkew = 8;        // halves added to every 64-wide FP16 row
 constexpr int kLd = kHW + kSkew;
 constexpr int kStageLd = kMma + 8;  // floats
+// The last layer's 16 x 16 result is stored column-major with this pitch: its lanes store
+// single floats, and read it back a column (one output channel along 16 pixels) at a time.
+constexpr int kOutStageLd = kMma + 4;
 constexpr int kAlign = 128;
 constexpr int kMaxPrefetch = 40;    // label channels a lane prefetches into registers
 
@@ -198,7 +201,7 @@ ASAP_HD FastLayout fast_layout(MLPShape const& s) {
         return at;
     };
     L.w0 = take(L.k0 * kLd * 2);
-    L.w0_labels = take(ids ? s.in_channels * kHW * 2 : 0);
+    L.w0_labels = take(ids ? s.in_channels * kLd * 2 : 0);
     L.w_hidden = take((s.depth - 2) * kHW * kLd * 2);
     L.w_last = take(kOutPad * kLd * 2);
     L.bias = take(((s.depth - 1) * kHW + kOutPad) * 2);

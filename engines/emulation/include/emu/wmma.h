@@ -88,16 +88,18 @@ void trace_ldmatrix(T const* p, unsigned ldm, bool store) {
     }
 }
 
-// Accumulator traffic: four 8-byte accesses per lane (element pairs 2q, 2q + 1).
+// Accumulator traffic: row-major, four 8-byte accesses per lane (element pairs 2q, 2q + 1);
+// column-major, eight 4-byte accesses (the pair is not contiguous).
 template <class T>
 void trace_accumulator(T const* p, unsigned ldm, layout_t layout, bool store) {
     if (!emu::tracing() || emu::lane() != 0) return;
-    for (int q = 0; q < 4; ++q) {
+    bool const row = layout == mem_row_major;
+    for (int q = 0; q < (row ? 4 : 8); ++q) {
         emu::LaneAccess acc[32];
         for (int l = 0; l < 32; ++l) {
-            int const r = acc_row(l, 2 * q), c = acc_col(l, 2 * q);
-            long const off = layout == mem_row_major ? r * static_cast<long>(ldm) + c : c * static_cast<long>(ldm) + r;
-            acc[l] = {reinterpret_cast<uintptr_t>(p + off), static_cast<uint32_t>(layout == mem_row_major ? 2 * sizeof(T) : sizeof(T))};
+            int const i = row ? 2 * q : q, r = acc_row(l, i), c = acc_col(l, i);
+            long const off = row ? r * static_cast<long>(ldm) + c : c * static_cast<long>(ldm) + r;
+            acc[l] = {reinterpret_cast<uintptr_t>(p + off), static_cast<uint32_t>((row ? 2 : 1) * sizeof(T))};
         }
         emu::trace_warp_request(store, acc, 32);
     }
