@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, List
 
+import math
+
+import torch
+
 from asap_deploy.mlp_spec import MLPSpec
+from conftest import one_hot_of, random_ids, random_params
 
 SM75, SM90 = 65536, 232448
 #: (label channels, S): the paper's five settings (Cityscapes 256x512 / 512x1024 / 1024x2048,
@@ -117,6 +122,63 @@ CASES: List[KernelCase] = paper_cases() + odd_cases()
 TSAN_CASES = [c for c in CASES if c.name.endswith("-tc")] + [
     c for c in CASES if c.name in ("35x16-one_hot-fp16-shared", "13x32-label_ids-fp32-global",
                                    "S8-fp16", "hidden96-global")]
+
+
+TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def case_inputs(case: "KernelCase"):
+    """(kernel input, params in the case's layout, float32 one-hot, float32 params) with the
+    FP16 cases' values already rounded to FP16, so references see what the kernel sees."""
+    spec, s = case.spec, case.downsampling
+    h, w = case.gh * s, case.gw * s
+    ids = random_ids(spec, case.batch, h, w, seed=case.seed)
+    if case.ids == "wide":  # ids with no channel: negative, above in_channels, far above
+        g = torch.Generator().manual_seed(case.seed)
+        odd = torch.tensor([-1, -7, spec.in_channels, spec.in_channels + 5, 1000], dtype=torch.int32)
+        pick = torch.randint(0, 8, ids.shape, generator=g) == 0
+        ids = torch.where(pick, odd[torch.randint(0, len(odd), ids.shape, generator=g)], ids)
+    one_hot = one_hot_of(ids, case.label_nc, spec.in_channels)
+    if case.extra:
+        g = torch.Generator().manual_seed(case.seed + 1)
+        one_hot = torch.cat([one_hot, torch.randint(0, 2, (case.batch, case.extra, h, w), generator=g).float()], 1)
+    params = random_params(spec, case.batch, case.gh, case.gw, seed=case.seed)
+    dt = TORCH_DTYPES[case.dtype]
+    params, one_hot = params.to(dt).float(), one_hot.to(dt).float()
+    if case.layout == "nhwc":  # a channels-last grid, each cell padded with NaN (never read)
+        pitch = spec.num_params + case.pitch_pad
+        store = torch.full((case.batch, case.gh, case.gw, pitch), math.nan, dtype=dt)
+        store[..., :spec.num_params] = params.permute(0, 2, 3, 1).to(dt)
+        kparams = store[..., :spec.num_params].permute(0, 3, 1, 2)
+    else:
+        kparams = params.to(dt)
+    x = ids if case.mode == "label_ids" else one_hot.to(dt)
+    return x, kparams, one_hot, params
+
+
+def check_case(case: KernelCase, library, cpu_lib, device: str = "cpu") -> str:
+    """Run ``case`` through the kernel library on ``device`` (the emulation build: "cpu") and
+    compare with the CPU reference and the PyTorch model; returns the path the kernel took."""
+    import numpy as np
+
+    from asap_deploy.fused_mlp import FusedMLP, forward_cpu, make_shape
+    from asap_deploy.model.pixelwise_mlp import PixelwiseMLP
+
+    x, kparams, one_hot, params = case_inputs(case)
+    fused = FusedMLP(case.spec, case.label_nc, case.mode, library)
+    x, kparams = x.to(device), kparams.to(device)
+    path = fused.path(x, kparams)
+    out = fused(x, kparams).float().cpu()
+    assert not out.isnan().any(), "NaN in the output: the kernel read memory it never wrote"
+    shape = make_shape(case.spec, case.label_nc, case.mode)
+    ref_in = x.cpu().numpy() if case.mode == "label_ids" else one_hot.numpy()
+    ref = forward_cpu(cpu_lib, shape, ref_in, params.numpy())
+    err = np.abs(out.numpy() - ref).max()
+    assert err <= case.tolerance, f"max abs error {err:.3g} vs the CPU reference ({path})"
+    model = PixelwiseMLP(case.spec)(one_hot[:, :case.in_channels], params).numpy()
+    err_model = np.abs(out.numpy() - model).max()
+    assert err_model <= case.tolerance + 2e-6, f"max abs error {err_model:.3g} vs the PyTorch model ({path})"
+    return path
 
 
 def write_case_file(cases: Iterable[KernelCase], path: Path) -> Path:

@@ -1,16 +1,19 @@
-"""The CUDA kernel against the PyTorch model on a GPU: FP32 max abs <= 1e-4, FP16 PSNR >= 45 dB,
-at the paper's configurations, both input modes, the tensor-core and the generic paths."""
+"""The CUDA kernel library on a GPU: the emulated suite's cases (tests/kernel_cases.py) against
+the CPU reference and the PyTorch model, every path forced as in emulation by capping the
+shared memory the kernels may use, plus the paper settings at full width, CUDA-graph capture and
+the whole generator (FusedGenerator) against PyTorch. Needs a GPU and nvcc; not TensorRT."""
 import shutil
 
 import pytest
 import torch
 
 from asap_deploy import build_plugin
-from asap_deploy.fused_mlp import FusedMLP
+from asap_deploy.demo import demo_generator
+from asap_deploy.fused_generator import FusedGenerator
+from asap_deploy.fused_mlp import FusedMLP, KernelError
 from asap_deploy.metrics import psnr
-from asap_deploy.mlp_spec import MLPSpec
-from asap_deploy.model.pixelwise_mlp import PixelwiseMLP
-from conftest import one_hot_of, random_ids, random_params
+from kernel_cases import CASES, case_inputs, check_case
+from conftest import small_config
 
 pytestmark = [
     pytest.mark.gpu,
@@ -18,56 +21,25 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed"),
 ]
 
-# (label channels, S, hidden, depth, out): the paper's five settings, then generic-path shapes
-CONFIGS = [(35, 16, 64, 5, 3), (35, 32, 64, 5, 3), (35, 64, 64, 5, 3), (13, 32, 64, 5, 3),
-           (13, 64, 64, 5, 3), (20, 32, 64, 2, 3), (7, 16, 32, 4, 3), (5, 32, 96, 3, 1)]
-
 
 @pytest.fixture(scope="session")
 def kernel_lib(tmp_path_factory):
-    major, minor = torch.cuda.get_device_capability()
-    out = tmp_path_factory.mktemp("kernels")
-    return build_plugin.build_kernel_library(out, archs=(f"{major}{minor}",))
+    return build_plugin.build_kernel_library(tmp_path_factory.mktemp("kernels"), archs=("native",))
 
 
-def _case(cfg, mode, batch=2, cells=(2, 3)):
-    c, s, hw, depth, oc = cfg
-    spec = MLPSpec(c, s, hw, depth, oc)
-    label_nc = c - 1
-    ids = random_ids(spec, batch, cells[0] * s, cells[1] * s, seed=s + c)
-    one_hot = one_hot_of(ids, label_nc, c + 1)  # + a trailing channel the MLP skips
-    params = random_params(spec, batch, *cells, seed=c)
-    ref = PixelwiseMLP(spec)(one_hot[:, :c], params)
-    x = one_hot if mode == "one_hot" else ids
-    return spec, label_nc, x, params, ref
-
-
-@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
-@pytest.mark.parametrize("mode", ["one_hot", "label_ids"])
-def test_fp32_matches_pytorch(kernel_lib, cfg, mode):
-    spec, label_nc, x, params, ref = _case(cfg, mode)
-    fused = FusedMLP(spec, label_nc, mode, kernel_lib)
-    out = fused(x.cuda(), params.cuda()).cpu()
-    assert (out - ref).abs().max().item() <= 1e-4
-
-
-@pytest.mark.parametrize("cfg", CONFIGS, ids=str)
-@pytest.mark.parametrize("mode", ["one_hot", "label_ids"])
-def test_fp16_psnr(kernel_lib, cfg, mode):
-    spec, label_nc, x, params, ref = _case(cfg, mode)
-    fused = FusedMLP(spec, label_nc, mode, kernel_lib)
-    xin = x.cuda() if mode == "label_ids" else x.cuda().half()
-    out = fused(xin, params.cuda().half()).float().cpu()
-    assert psnr(out.numpy(), ref.numpy()) >= 45.0
-    assert fused.uses_tensor_cores(torch.float16) == (spec.hidden_width == 64)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_case_on_gpu(kernel_lib, cpu_lib, monkeypatch, case):
+    monkeypatch.setenv("ASAP_SPATIAL_MLP_SMEM_LIMIT", str(case.optin))
+    assert check_case(case, kernel_lib, cpu_lib, "cuda") == case.path
 
 
 def test_cuda_graph_capture(kernel_lib):
-    spec, label_nc, x, params, _ = _case(CONFIGS[2], "one_hot", batch=1)
-    fused = FusedMLP(spec, label_nc, "one_hot", kernel_lib)
-    x, params = x.cuda().half(), params.cuda().half()
+    case = next(c for c in CASES if c.name == "35x64-one_hot-tc")
+    x, params, _, _ = case_inputs(case)
+    fused = FusedMLP(case.spec, case.label_nc, case.mode, kernel_lib)
+    x, params = x.cuda(), params.cuda()
     out = torch.empty((1, 3, x.shape[2], x.shape[3]), device="cuda", dtype=torch.float16)
-    fused(x, params, out)  # first call outside capture (sets the shared-memory attribute)
+    fused(x, params, out)
     expect = out.clone()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
@@ -78,11 +50,27 @@ def test_cuda_graph_capture(kernel_lib):
     assert torch.equal(out, expect)
 
 
-def test_bad_shapes_raise(kernel_lib):
-    from asap_deploy.fused_mlp import KernelError
-    spec, label_nc, x, params, _ = _case(CONFIGS[0], "one_hot")
-    fused = FusedMLP(spec, label_nc, "one_hot", kernel_lib)
-    with pytest.raises(KernelError, match="params must be"):
+@pytest.mark.parametrize("label_nc,s,width", [(35, 16, 512), (35, 64, 2048), (13, 64, 1024)])
+def test_fused_generator_matches_pytorch(kernel_lib, label_nc, s, width):
+    """The whole generator, G in FP16 channels-last + the kernel, vs PyTorch FP32 (paper widths
+    in the MLP, a small G)."""
+    cfg = small_config(label_nc=label_nc, downsampling=s, hr_width=64)
+    gen = demo_generator(cfg, seed=5).cuda().eval()
+    label = torch.zeros(1, cfg.in_channels, 16 * s, width, device="cuda")
+    label[:, 0] = 1
+    with torch.no_grad():
+        ref = gen(label).float()
+        out = FusedGenerator(gen, "fp16", kernel_lib).cuda()(label).float()
+    assert psnr(out.cpu().numpy(), ref.cpu().numpy()) >= 45.0
+
+
+def test_bad_calls_raise(kernel_lib):
+    case = CASES[0]
+    x, params, _, _ = case_inputs(case)
+    fused = FusedMLP(case.spec, case.label_nc, case.mode, kernel_lib)
+    with pytest.raises(KernelError, match="params_channels"):
         fused(x.cuda(), params[:, :-1].cuda())
-    with pytest.raises(KernelError, match="input must be"):
-        fused(x.cuda().half(), params.cuda())
+    with pytest.raises(KernelError, match="batch_match"):
+        fused(torch.cat([x, x]).cuda(), params.cuda())
+    with pytest.raises(KernelError, match="needs CUDA tensors"):
+        fused(x, params)

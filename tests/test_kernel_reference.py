@@ -1,25 +1,20 @@
 """The kernel's index arithmetic without a GPU: engines/kernels/spatial_mlp_layout.h compiled for
-the CPU, checked against MLPSpec and against the PyTorch pixelwise MLP; plus an nvcc compile."""
+the CPU, checked against MLPSpec and against the PyTorch pixelwise MLP; the shared-memory plan's
+bank discipline; plus an nvcc compile. A missing C++ compiler fails these tests (it does not
+skip them): CI must build the reference."""
 import shutil
 
 import numpy as np
 import pytest
 
 from asap_deploy import build_plugin
-from asap_deploy.fused_mlp import forward_cpu, load_library, make_shape
+from asap_deploy.fused_mlp import forward_cpu, make_shape
 from asap_deploy.mlp_spec import MLPSpec
 from asap_deploy.model.pixelwise_mlp import PixelwiseMLP
 from conftest import one_hot_of, random_ids, random_params
 
 SPECS = [MLPSpec(35, 16), MLPSpec(13, 32), MLPSpec(5, 64, 24, 3, 1), MLPSpec(3, 16, 64, 7, 3),
          MLPSpec(36, 32, 48, 2, 4)]
-
-
-@pytest.fixture(scope="session")
-def cpu_lib(tmp_path_factory):
-    if not shutil.which("c++") and not shutil.which("g++"):
-        pytest.skip("no C++ compiler")
-    return load_library(build_plugin.build_cpu_reference(tmp_path_factory.mktemp("cpu")))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
@@ -67,7 +62,7 @@ def test_paper_settings_fit_the_tensor_core_path_on_sm75(cpu_lib, hr_in, s, mode
 def test_cpu_reference_rejects_bad_resolution(cpu_lib):
     spec = SPECS[0]
     from asap_deploy.fused_mlp import KernelError
-    with pytest.raises(KernelError, match="multiples of S"):
+    with pytest.raises(KernelError, match=r"\[resolution\] the label width 24 is not a positive multiple of S = 16"):
         forward_cpu(cpu_lib, make_shape(spec), np.zeros((1, 35, 16, 24), np.float32),
                     np.zeros((1, spec.num_params, 1, 1), np.float32))
 
@@ -76,3 +71,30 @@ def test_cpu_reference_rejects_bad_resolution(cpu_lib):
 def test_cuda_sources_compile():
     # two architectures keep CI fast; the build helper defaults to sm_75..sm_90 + PTX
     build_plugin.build_kernel_library("/tmp", archs=("75", "90"), compile_only=True)
+
+
+def test_channels_last_params_give_the_same_image(cpu_lib):
+    spec = SPECS[0]
+    s = spec.downsampling
+    ids = random_ids(spec, 2, 2 * s, 3 * s, seed=7)
+    params = random_params(spec, 2, 2, 3, seed=7)
+    one_hot = one_hot_of(ids, spec.in_channels - 1, spec.in_channels).numpy()
+    shape = make_shape(spec)
+    nchw = forward_cpu(cpu_lib, shape, one_hot, params.numpy())
+    padded = np.full((2, 2, 3, spec.num_params + 5), np.nan, np.float32)  # kHWC8-like padding
+    padded[..., :spec.num_params] = params.permute(0, 2, 3, 1).numpy()
+    view = padded[..., :spec.num_params].transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(forward_cpu(cpu_lib, shape, one_hot, view), nchw)
+
+
+def test_shared_memory_pitches_are_bank_conflict_free():
+    """Every 16-byte row of an 8x8 ldmatrix phase must fall on its own group of 4 banks: a tile
+    pitch of 16 * odd bytes (the skew), as spatial_mlp_layout.h promises."""
+    import re
+
+    header = (build_plugin.KERNELS / "spatial_mlp_layout.h").read_text()
+    consts = dict(re.findall(r"constexpr int (k\w+) = (\d+);", header))
+    hw, skew = int(consts["kHW"]), int(consts["kSkew"])
+    for pitch_halves in (hw + skew, 64 + skew, 80 + skew, 128 + skew):  # kLd, act_ld for k0 64..128
+        groups = {(r * pitch_halves * 2 // 16) % 8 for r in range(8)}
+        assert len(groups) == 8, pitch_halves

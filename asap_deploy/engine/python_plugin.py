@@ -2,8 +2,9 @@
 launching the same compiled kernel library (libasap_spatial_mlp.so) on TensorRT's stream.
 
 For Python applications where the C++ plugin library cannot be built (no TensorRT headers):
-``register_python_plugin(trt)`` before parsing or deserialising. Works with ``tensorrt`` and
-TensorRT for RTX (both expose the class-based Python IPluginV3).
+``register_python_plugin(trt)`` before parsing or deserialising. Shape checks and the launch go
+through the kernel library's C API (``asap_spatial_mlp_validate`` / ``_forward``), exactly as in
+the C++ plugin; ``params`` is accepted NCHW or channels-last (kHWC8/kHWC16/kHWC).
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..fused_mlp import (DEFAULT_DIR, FLOAT16, FLOAT32, INPUT_MODES, KERNEL_LIBRARY,
-                         SHAPE_FIELDS, AsapMLPShape, load_library)
+from ..fused_mlp import (DEFAULT_DIR, INPUT_MODES, KERNEL_LIBRARY, NCHW, NHWC, SHAPE_FIELDS,
+                         AsapMLPShape, check, load_library, make_tensors)
 from ..mlp_spec import MLPSpec
 from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 
@@ -78,47 +79,53 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
             return [out]
 
         def supports_format_combination(self, pos, in_out, num_inputs):
-            desc = in_out[pos].desc
-            if desc.format != trt.TensorFormat.LINEAR:
-                return False
+            desc, F = in_out[pos].desc, trt.TensorFormat
             floats = (trt.DataType.FLOAT, trt.DataType.HALF)
             ids = self.attrs["input_mode"] == "label_ids"
             if pos == 0:
-                return desc.type == trt.DataType.INT32 if ids else desc.type in floats
+                return desc.format == F.LINEAR and (desc.type == trt.DataType.INT32 if ids else desc.type in floats)
             if pos == 1:
-                return desc.type in floats and (ids or desc.type == in_out[0].desc.type)
-            return desc.type == in_out[1].desc.type
+                if desc.type not in floats or (not ids and desc.type != in_out[0].desc.type):
+                    return False
+                half = desc.type == trt.DataType.HALF
+                return desc.format in (F.LINEAR, F.HWC) or (half and desc.format in (F.HWC8, F.HWC16))
+            return desc.format == F.LINEAR and desc.type == in_out[1].desc.type
 
-        def _check(self, x, p) -> None:
-            s, ids = self.spec.downsampling, self.attrs["input_mode"] == "label_ids"
-            known = lambda v: v >= 0  # noqa: E731 - -1 marks a run-time dimension
-            if known(x[1]) and (x[1] != 1 if ids else x[1] < self.spec.in_channels):
-                raise ValueError(f"{PLUGIN_OP}: input 0 has {x[1]} channels")
-            if known(p[1]) and p[1] != self.spec.num_params:
-                raise ValueError(f"{PLUGIN_OP}: params has {p[1]} channels, the MLP needs "
-                                 f"{self.spec.num_params}")
-            for i in (2, 3):
-                if known(x[i]) and (x[i] % s or (known(p[i]) and p[i] * s != x[i])):
-                    raise ValueError(f"{PLUGIN_OP}: H and W must be multiples of S={s} and "
-                                     f"params must be (H/S, W/S)")
+        def _library(self):
+            if self._lib is None:
+                self._lib = load_library(library or DEFAULT_DIR / KERNEL_LIBRARY)
+            return self._lib
+
+        def _tensors(self, x_desc, p_desc):
+            """The C API's description of the two inputs (-1 for dimensions not known yet)."""
+            F = trt.TensorFormat
+            dtypes = {trt.DataType.FLOAT: "float32", trt.DataType.HALF: "float16", trt.DataType.INT32: "int32"}
+            x, p = [int(d) for d in x_desc.dims], [int(d) for d in p_desc.dims]
+            c = max(p[1], 0) if len(p) == 4 else 0
+            pitch = {F.LINEAR: 0, F.HWC: c, F.HWC8: -(-c // 8) * 8, F.HWC16: -(-c // 16) * 16}
+            if p_desc.format not in pitch or x_desc.type not in dtypes or p_desc.type not in dtypes:
+                raise ValueError(f"{PLUGIN_OP}: unsupported format or type {p_desc.format} {p_desc.type}")
+            return make_tensors(x if len(x) == 4 else [-1] * 4, p if len(p) == 4 else [-1] * 4,
+                                dtypes[x_desc.type], dtypes[p_desc.type],
+                                NCHW if p_desc.format == F.LINEAR else NHWC, pitch[p_desc.format])
+
+        def _check(self, x_desc, p_desc) -> None:
+            lib = self._library()
+            t = self._tensors(x_desc, p_desc)
+            check(lib, lib.asap_spatial_mlp_validate(ctypes.byref(self._shape), ctypes.byref(t)), PLUGIN_OP)
 
         def configure_plugin(self, inp, out):
-            self._check(inp[0].desc.dims, inp[1].desc.dims)
+            self._check(inp[0].desc, inp[1].desc)
 
         def on_shape_change(self, inp, out):
-            self._check(inp[0].dims, inp[1].dims)
+            self._check(inp[0], inp[1])
 
         # -- runtime ---------------------------------------------------------------------------
         def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
-            if self._lib is None:
-                self._lib = load_library(library or DEFAULT_DIR / KERNEL_LIBRARY)
-            b, c, h, w = (int(d) for d in input_desc[0].dims)
-            dtype = FLOAT16 if output_desc[0].type == trt.DataType.HALF else FLOAT32
-            status = self._lib.asap_spatial_mlp_forward(
-                ctypes.byref(self._shape), dtype, int(inputs[0]), c, int(inputs[1]),
-                int(outputs[0]), b, h, w, int(stream))
-            if status != 0:
-                raise RuntimeError(f"{PLUGIN_OP}: {self._lib.asap_status_string(status).decode()}")
+            lib = self._library()
+            t = self._tensors(input_desc[0], input_desc[1])
+            check(lib, lib.asap_spatial_mlp_forward(ctypes.byref(self._shape), ctypes.byref(t), int(inputs[0]),
+                                                    int(inputs[1]), int(outputs[0]), int(stream)), PLUGIN_OP)
 
         def attach_to_context(self, context):
             return self.clone()

@@ -52,7 +52,8 @@ class TorchEagerRunner(Runner):
 
 
 class TorchFusedRunner(TorchEagerRunner):
-    """G in PyTorch FP16, the pixelwise MLP in the fused CUDA kernel (libasap_spatial_mlp.so)."""
+    """G in PyTorch FP16 (channels-last), the pixelwise MLP in the fused CUDA kernel
+    (libasap_spatial_mlp.so), fed the kernel's preferred parameter layout directly."""
 
     def __init__(self, gen: ASAPNetGenerator, kernel_library: Optional[str] = None) -> None:
         super().__init__(gen, "fp16", "cuda")
@@ -60,17 +61,19 @@ class TorchFusedRunner(TorchEagerRunner):
         self.kernel_library = kernel_library
 
     def activate(self) -> None:
-        super().activate()
-        from ..errors import MissingDependencyError
-        from ..fused_mlp import FusedMLP
+        import torch
 
-        cfg = self.gen.config
+        from ..errors import MissingDependencyError
+        from ..fused_generator import FusedGenerator
+
+        self.dev = _torch_device(self.device)
+        self.torch = torch
         try:
-            self.mlp = FusedMLP(cfg.mlp_spec, cfg.label_nc, "one_hot", self.kernel_library)
+            self.gen = FusedGenerator(self.gen0, "fp16", self.kernel_library).to(self.dev).eval()
         except MissingDependencyError as exc:
             raise RunnerUnavailable(str(exc)) from None
+        self.graph_capturable = True
 
     def compute(self) -> None:
         with self.torch.no_grad():
-            params = self.gen.predict_params(self.x)
-            self.y = self.mlp(self.x.half(), params)
+            self.y = self.gen(self.x)

@@ -22,6 +22,7 @@
 #include <mma.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -526,12 +527,19 @@ __global__ void __launch_bounds__(kGenericThreads) generic_kernel(KernelArgs a, 
 // ---------------------------------------------------------------------------------------------
 std::mutex g_mutex;
 
-// Queried at each launch (a cheap host call): the emulation build lets tests change it.
+// The shared memory a block may use: the device's opt-in limit, capped by
+// ASAP_SPATIAL_MLP_SMEM_LIMIT (bytes) when set, so tests can make a GPU take every kernel path
+// (and the emulation build lets them vary the device's own limit). Queried at each launch: a
+// cheap host call.
 int smem_optin(int device) {
     int bytes = 0;
     if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
         (void)cudaGetLastError();
         bytes = 48 * 1024;
+    }
+    if (char const* cap = std::getenv("ASAP_SPATIAL_MLP_SMEM_LIMIT")) {
+        int const limit = std::atoi(cap);
+        if (limit > 0 && limit < bytes) bytes = limit;
     }
     return bytes;
 }

@@ -85,9 +85,6 @@ int validate(MLPShape const& s, AsapMLPTensors const& t) {
     if (known(p[1]) && p[1] != np)
         return fail(ASAP_ERR_DIMS, "[params_channels] params has %lld channels, the MLP's attributes need %lld (check the node's attributes)",
                     static_cast<long long>(p[1]), static_cast<long long>(np));
-    if (t.params_layout == ASAP_PARAMS_NHWC && t.params_pitch != 0 && known(p[1]) && t.params_pitch < p[1])
-        return fail(ASAP_ERR_LAYOUT, "[params_pitch] a channels-last params pitch must be >= its %lld channels (got %d)",
-                    static_cast<long long>(p[1]), t.params_pitch);
     for (int i = 2; i < 4; ++i)
         if (known(x[i]) && known(p[i]) && p[i] * S != x[i])
             return fail(ASAP_ERR_DIMS, "[grid] the params grid %s %lld must be the label %s / S = %lld",

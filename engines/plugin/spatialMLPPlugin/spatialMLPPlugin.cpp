@@ -45,6 +45,41 @@ constexpr char const* kInputModes[] = {"one_hot", "label_ids"};
 
 bool isFloat(DataType t) { return t == DataType::kFLOAT || t == DataType::kHALF; }
 
+int32_t dtypeCode(DataType t) {
+    switch (t) {
+        case DataType::kFLOAT: return ASAP_FLOAT32;
+        case DataType::kHALF: return ASAP_FLOAT16;
+        case DataType::kINT32: return ASAP_INT32;
+        default: return -1;
+    }
+}
+
+// The params grid in memory: NCHW (kLINEAR) or channels-last, each cell's channels padded to a
+// multiple of 8 (kHWC8), 16 (kHWC16) or not at all (kHWC). Channels-last is what the kernels
+// stage fastest (a cell's parameters are contiguous), and what a convolution can write directly.
+bool paramsLayout(TensorFormat format, int64_t channels, int32_t& layout, int32_t& pitch) {
+    int64_t const c = channels < 0 ? 0 : channels;
+    switch (format) {
+        case TensorFormat::kLINEAR: layout = ASAP_PARAMS_NCHW; pitch = 0; return true;
+        case TensorFormat::kHWC: layout = ASAP_PARAMS_NHWC; pitch = static_cast<int32_t>(c); return true;
+        case TensorFormat::kHWC8: layout = ASAP_PARAMS_NHWC; pitch = static_cast<int32_t>((c + 7) / 8 * 8); return true;
+        case TensorFormat::kHWC16: layout = ASAP_PARAMS_NHWC; pitch = static_cast<int32_t>((c + 15) / 16 * 16); return true;
+        default: return false;
+    }
+}
+
+AsapMLPTensors describe(PluginTensorDesc const& x, PluginTensorDesc const& p) {
+    AsapMLPTensors t{};
+    for (int i = 0; i < 4; ++i) {
+        t.input_dims[i] = x.dims.nbDims == 4 ? x.dims.d[i] : -1;
+        t.params_dims[i] = p.dims.nbDims == 4 ? p.dims.d[i] : -1;
+    }
+    t.input_dtype = dtypeCode(x.type);
+    t.params_dtype = dtypeCode(p.type);
+    if (!paramsLayout(p.format, t.params_dims[1], t.params_layout, t.params_pitch)) t.params_layout = -1;
+    return t;
+}
+
 }  // namespace
 
 SpatialMLPPlugin::SpatialMLPPlugin(AsapMLPShape const& shape)
@@ -102,66 +137,45 @@ bool SpatialMLPPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTenso
                                                  int32_t nbInputs, int32_t nbOutputs) noexcept {
     if (nbInputs != 2 || nbOutputs != 1 || pos < 0 || pos > 2) return false;
     PluginTensorDesc const& d = inOut[pos].desc;
-    if (d.format != TensorFormat::kLINEAR) return false;
     bool const ids = mShape.input_mode == kInputLabelIds;
     switch (pos) {
-        case 0: return ids ? d.type == DataType::kINT32 : isFloat(d.type);
-        case 1: return isFloat(d.type) && (ids || d.type == inOut[0].desc.type);
-        default: return d.type == inOut[1].desc.type;
+        case 0: return d.format == TensorFormat::kLINEAR && (ids ? d.type == DataType::kINT32 : isFloat(d.type));
+        case 1: {
+            if (!isFloat(d.type) || (!ids && d.type != inOut[0].desc.type)) return false;
+            bool const half = d.type == DataType::kHALF;
+            return d.format == TensorFormat::kLINEAR || d.format == TensorFormat::kHWC ||
+                   (half && (d.format == TensorFormat::kHWC8 || d.format == TensorFormat::kHWC16));
+        }
+        default: return d.format == TensorFormat::kLINEAR && d.type == inOut[1].desc.type;
     }
 }
 
-bool SpatialMLPPlugin::checkShapes(Dims const& x, Dims const& p) const noexcept {
-    // -1 marks a dimension that is only known at run time; check what is known
-    auto known = [](int64_t v) { return v >= 0; };
-    int64_t const S = mShape.downsampling;
-    if (x.nbDims != 4 || p.nbDims != 4) return false;
-    bool const ids = mShape.input_mode == kInputLabelIds;
-    if (known(x.d[1]) && (ids ? x.d[1] != 1 : x.d[1] < mShape.in_channels)) {
-        logError(ids ? "label_ids mode expects a (B, 1, H, W) int32 input"
-                     : "the label input has fewer channels than in_channels");
-        return false;
-    }
-    if (known(p.d[1]) && p.d[1] != num_params(mShape)) {
-        logError("params channel count differs from the MLP's parameter count (check the attributes)");
-        return false;
-    }
-    for (int i = 2; i < 4; ++i) {
-        if (known(x.d[i]) && x.d[i] % S != 0) {
-            logError("H and W must be multiples of the downsampling factor S");
-            return false;
-        }
-        if (known(x.d[i]) && known(p.d[i]) && p.d[i] * S != x.d[i]) {
-            logError("the parameter grid must be (H/S, W/S)");
-            return false;
-        }
-    }
-    return true;
+bool SpatialMLPPlugin::checkShapes(PluginTensorDesc const& x, PluginTensorDesc const& p) const noexcept {
+    AsapMLPTensors const t = describe(x, p);
+    if (asap_spatial_mlp_validate(&mShape, &t) == ASAP_OK) return true;
+    logError(asap_last_error());
+    return false;
 }
 
 int32_t SpatialMLPPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                           DynamicPluginTensorDesc const*, int32_t nbOutputs) noexcept {
     if (nbInputs != 2 || nbOutputs != 1) return -1;
-    return checkShapes(in[0].desc.dims, in[1].desc.dims) ? 0 : -1;
+    return checkShapes(in[0].desc, in[1].desc) ? 0 : -1;
 }
 
 int32_t SpatialMLPPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs,
                                         PluginTensorDesc const*, int32_t nbOutputs) noexcept {
     if (nbInputs != 2 || nbOutputs != 1) return -1;
-    return checkShapes(in[0].dims, in[1].dims) ? 0 : -1;
+    return checkShapes(in[0], in[1]) ? 0 : -1;
 }
 
-int32_t SpatialMLPPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc,
+int32_t SpatialMLPPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*,
                                   void const* const* inputs, void* const* outputs, void*,
                                   cudaStream_t stream) noexcept {
     // No allocation, no synchronous call: the kernel launch alone, so CUDA-graph capture works.
-    int const dtype = outputDesc[0].type == DataType::kHALF ? ASAP_FLOAT16 : ASAP_FLOAT32;
-    Dims const& x = inputDesc[0].dims;
-    int const status = asap_spatial_mlp_forward(&mShape, dtype, inputs[0], static_cast<int>(x.d[1]),
-                                                inputs[1], outputs[0], static_cast<int>(x.d[0]),
-                                                static_cast<int>(x.d[2]), static_cast<int>(x.d[3]), stream);
-    if (status != ASAP_OK) {
-        logError(asap_status_string(status));
+    AsapMLPTensors const t = describe(inputDesc[0], inputDesc[1]);
+    if (asap_spatial_mlp_forward(&mShape, &t, inputs[0], inputs[1], outputs[0], stream) != ASAP_OK) {
+        logError(asap_last_error());
         return -1;
     }
     return 0;
@@ -221,8 +235,9 @@ IPluginV3* SpatialMLPPluginCreator::createPlugin(char const*, PluginFieldCollect
                 std::snprintf(msg, sizeof(msg), "missing attribute %s", kIntFields[k].name);
                 return logError(msg), nullptr;
             }
-        if (!shape_is_valid(shape))
-            return logError("invalid attributes: need depth >= 2 and downsampling = 2^num_frequencies"), nullptr;
+        if (!shape_is_valid(shape) || shape.hidden_width > kGenericMaxWidth || shape.out_channels > kGenericMaxWidth)
+            return logError("invalid attributes: need positive widths up to 256, depth >= 2 and downsampling = "
+                            "2^num_frequencies"), nullptr;
         return new SpatialMLPPlugin(shape);
     } catch (std::exception const& e) {
         logError(e.what());

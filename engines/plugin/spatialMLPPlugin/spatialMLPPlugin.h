@@ -57,7 +57,8 @@ public:
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:
-    bool checkShapes(nvinfer1::Dims const& x, nvinfer1::Dims const& params) const noexcept;
+    // The kernels' own check (asap_spatial_mlp_validate), on whatever TensorRT knows so far.
+    bool checkShapes(nvinfer1::PluginTensorDesc const& x, nvinfer1::PluginTensorDesc const& params) const noexcept;
 
     AsapMLPShape mShape;
     std::string mInputMode;  // "one_hot" | "label_ids", serialized as a string like the ONNX attribute
