@@ -23,7 +23,7 @@ def reference_one_hot(label_map, label_nc: int, contain_dontcare_label: bool) ->
     beyond the last class) is an error here: ``scatter_`` raises on it.
     """
     ids = torch.as_tensor(np.asarray(label_map)).long().clone()
-    ids[ids == DONT_CARE_ID] = label_nc  # the dataset's `label_tensor[label_tensor == 255] = label_nc`
+    ids[ids == DONT_CARE_ID] = label_nc  # the dataset's `label[label == 255] = label_nc`
     bs, _, h, w = ids.shape
     nc = label_nc + 1 if contain_dontcare_label else label_nc
     return torch.zeros(bs, nc, h, w).scatter_(1, ids, 1.0)

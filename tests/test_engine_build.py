@@ -203,7 +203,8 @@ def test_rtx_parser_aborts_on_plugin_nodes_without_unversioned_library(exported,
     r = _run_child(_CHILD, [exported / "asapnet_plugin_fp16.onnx", tmp_path / "x.plan"], None,
                    tmp_path)
     assert r.returncode == -6 and "terminate called" in r.stderr, (r.returncode, r.stderr[-2000:])
-    assert "parsing" in r.stdout and "RESULT" not in r.stdout  # registering was fine: parsing aborts
+    # registering was fine, parsing aborted
+    assert "parsing" in r.stdout and "RESULT" not in r.stdout
 
 
 _PLAN_STR = b"\x13\x80\x01\x00"      # string: tag, u64 length, 2nd tag, u64 length, bytes

@@ -175,8 +175,8 @@ def test_label_encoder_matches_oracle(dontcare, edge):
     for maps in (_dense_maps(cfg, 2, 17, 23, seed=0), label_maps(cfg, 2, 64, 48, seed=1)):
         ours = enc(*(torch.from_numpy(maps[k]) for k in ("label_map", "instance_map") if k in maps))
         ref = reference_label_for(cfg, maps)
-        assert ours.dtype == torch.float32 and ours.shape == ref.shape == (2, cfg.in_channels,
-                                                                           *maps["label_map"].shape[2:])
+        h, w = maps["label_map"].shape[2:]
+        assert ours.dtype == torch.float32 and ours.shape == ref.shape == (2, cfg.in_channels, h, w)
         bad = (ours != ref).nonzero()
         assert not len(bad), f"{len(bad)} values differ from the oracle, first (b, c, y, x): " \
                              f"{bad[0].tolist()}"
