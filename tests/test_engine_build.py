@@ -189,8 +189,11 @@ def _run_child(script, args, lib_dir, tmp_path):
     if lib_dir is not None:
         paths.insert(0, str(lib_dir))
     env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
+    import resource
+
     return subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
 
 
 def test_rtx_parser_aborts_on_plugin_nodes_without_unversioned_library(exported, tmp_path):
