@@ -19,7 +19,6 @@ def reference_coords(bs, h, w, ds):
     """The authors' ``_get_coords``: raw pixel indices, periods ds, ds/2, ..., 2."""
     x = torch.arange(0, w).float()
     y = torch.arange(0, h).float()
-    scale = 7 / 8
     out = []
     f = ds
     while f > 1:
@@ -33,7 +32,6 @@ def reference_coords(bs, h, w, ds):
         sy = torch.sin(yc).view(1, 1, h, 1).expand(bs, 1, h, w)
         out += [cx, sx, cy, sy]
         f = f / 2
-    del scale
     return torch.cat(out, 1)
 
 

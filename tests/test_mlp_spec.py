@@ -48,3 +48,26 @@ def test_invalid_configs_are_rejected(bad):
     from asap_deploy.errors import ConfigError
     with pytest.raises(ConfigError):
         GeneratorConfig(**bad)
+
+
+def test_cited_test_files_exist():
+    """Docs and docstrings that say a test backs them name a file that exists."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cited = {}
+    for path in [root / "README.md", *root.glob("asap_deploy/**/*.py"), *root.glob("engines/**/*"),
+                 *root.glob("export/*.md"), *root.glob("benchmarks/*.md")]:
+        if path.is_file() and path.suffix in (".py", ".md", ".h", ".cpp", ".cu"):
+            for m in re.finditer(r"tests/(\w+\.py)", path.read_text(errors="replace")):
+                cited.setdefault(m.group(1), set()).add(str(path.relative_to(root)))
+    assert cited, "no citation found: the search itself is broken"
+    missing = {f: sorted(by) for f, by in cited.items() if not (root / "tests" / f).is_file()}
+    # BUG (docs): asap_deploy/mlp_spec.py cites tests/test_kernel_layout.py; the layout check is
+    # tests/test_kernel_reference.py::test_layout_matches_mlp_spec. Tolerated only while it lasts.
+    known = {"test_kernel_layout.py": ["asap_deploy/mlp_spec.py"]}
+    assert {f: by for f, by in missing.items() if known.get(f) != by} == {}
+    if missing:
+        pytest.xfail(f"BUG (docs): cited test files do not exist: {missing}")
+    assert not known, "the citation is fixed: drop the BUG allowance above"

@@ -1,14 +1,23 @@
-"""The re-implementation against the independent oracle written from the architecture note."""
+"""The re-implementation against the independent oracles written from the architecture note:
+the generator (``reference_asapnet.py``) and the label preprocessing (``reference_labels.py``).
 
+The generator is fed labels made by the label oracle, and the package's ``LabelEncoder`` is
+compared with that oracle on its own, so neither comparison can inherit the other's mistakes.
+"""
+
+import numpy as np
 import pytest
 import torch
 
+from asap_deploy.config import GeneratorConfig
 from asap_deploy.demo import demo_generator
 from asap_deploy.mlp_spec import LayerSlice, MLPSpec
-from asap_deploy.model import ASAPNetGenerator
-from asap_deploy.sample_inputs import generator_feeds
+from asap_deploy.model import ASAPNetGenerator, LabelEncoder
+from asap_deploy.sample_inputs import generator_feeds, label_maps
 from conftest import small_config
 from reference_asapnet import reference_generator
+from reference_labels import (reference_edges, reference_label, reference_label_for,
+                              reference_one_hot)
 
 CASES = [
     # padding, S (S1 = S/16), lr_instance, instance_edge, widths
@@ -25,7 +34,7 @@ def _run(cfg, seed=0, batch=2, width_cells=3):
     gen = ASAPNetGenerator(cfg).eval()  # default init: the oracle must match any weights
     torch.manual_seed(seed)
     w = cfg.downsampling * width_cells
-    label = torch.from_numpy(generator_feeds(cfg, "one-hot", batch, cfg.height, w, seed)["label"])
+    label = reference_label_for(cfg, label_maps(cfg, batch, cfg.height, w, seed))
     ours = gen(label)
     ref, ref_params = reference_generator(
         gen.state_dict(), label, padding=cfg.padding, lr_instance=cfg.lr_instance,
@@ -40,14 +49,14 @@ def test_matches_oracle_bit_for_bit(padding, s, lr_instance, edge, kw):
                        instance_edge=edge, **kw)
     gen, label, ours, ref, ref_params = _run(cfg)
     assert torch.equal(gen.predict_params(label), ref_params)
-    assert (ours - ref).abs().max().item() <= 1e-6
+    assert torch.equal(ours, ref), (ours - ref).abs().max().item()  # measured: exactly 0
     assert ours.shape == (2, cfg.output_nc, cfg.height, cfg.downsampling * 3)
 
 
 def test_wider_learned_downsampling():
     cfg = small_config(downsampling=64, learned_ds_factor=32)
     gen, label, ours, ref, _ = _run(cfg)
-    assert (ours - ref).abs().max().item() <= 1e-6
+    assert torch.equal(ours, ref), (ours - ref).abs().max().item()  # measured: exactly 0
 
 
 def _broken_layers(self):
@@ -114,3 +123,70 @@ def test_demo_model_is_deterministic_and_not_saturated():
     label = torch.from_numpy(generator_feeds(a.config, "one-hot", 1, 512, 64, 0)["label"])
     y = a(label)
     assert 0.05 < y.std().item() and y.abs().max().item() < 0.999
+
+
+# -- label preprocessing: the package's LabelEncoder against the label oracle -----------------
+
+def test_label_oracle_known_answers():
+    """The oracle itself against hand-worked cases of the authors' definitions (architecture
+    note section 4), so that the oracle cannot be wrong in the same way as the encoder."""
+    # a vertical boundary marks the columns on both sides of it
+    inst = np.array([[[[1, 1, 2, 2, 2]]]])
+    assert reference_edges(inst)[0, 0, 0].tolist() == [0, 1, 1, 0, 0]
+    # a horizontal boundary marks the rows on both sides of it
+    inst = np.array([[[[1], [1], [1], [2]]]])
+    assert reference_edges(inst)[0, 0, :, 0].tolist() == [0, 0, 1, 1]
+    # a lone pixel marks itself and its 4 neighbours, not the diagonals
+    inst = np.zeros((1, 1, 3, 3), dtype=np.int32)
+    inst[0, 0, 1, 1] = 7
+    assert reference_edges(inst)[0, 0].tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    # instance ids are compared as values (16-bit PNGs hold ids like 26001), not classes
+    assert reference_edges(np.array([[[[26001, 26001, 26002]]]]))[0, 0, 0].tolist() == [0, 1, 1]
+    # id 255 is the don't-care class label_nc, one extra channel after the real classes
+    oh = reference_one_hot(np.array([[[[0, 2, 255]]]]), label_nc=3, contain_dontcare_label=True)
+    assert oh.shape == (1, 4, 1, 3)
+    assert oh[0, :, 0].T.tolist() == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    # like the authors' scatter_, an id with no channel is an error, not a silent zero
+    with pytest.raises(RuntimeError):
+        reference_one_hot(np.array([[[[255]]]]), label_nc=3, contain_dontcare_label=False)
+    lab = reference_label(np.zeros((1, 1, 1, 2), np.int32), np.array([[[[4, 5]]]]), label_nc=2,
+                          contain_dontcare_label=False, instance_edge=True)
+    assert lab[0, :, 0].T.tolist() == [[1, 0, 1], [1, 0, 1]]  # edges are the last channel
+
+
+def _dense_maps(cfg, batch, h, w, seed):
+    """Maps with 1-pixel regions: every pixel borders a different id in some directions and the
+    same id in others, so a missing side or direction of the edge rule shows."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, cfg.one_hot_channels, (batch, 1, h, w), dtype=np.int32)
+    if cfg.contain_dontcare_label:
+        ids[ids == cfg.label_nc] = 255
+    maps = {"label_map": ids}
+    if cfg.instance_edge:
+        maps["instance_map"] = rng.integers(26000, 26003, (batch, 1, h, w), dtype=np.int32)
+    return maps
+
+
+@pytest.mark.parametrize("dontcare,edge", [(False, True), (True, True), (True, False),
+                                           (False, False)])
+def test_label_encoder_matches_oracle(dontcare, edge):
+    cfg = GeneratorConfig(label_nc=6, contain_dontcare_label=dontcare, instance_edge=edge)
+    enc = LabelEncoder(cfg)
+    for maps in (_dense_maps(cfg, 2, 17, 23, seed=0), label_maps(cfg, 2, 64, 48, seed=1)):
+        ours = enc(*(torch.from_numpy(maps[k]) for k in ("label_map", "instance_map") if k in maps))
+        ref = reference_label_for(cfg, maps)
+        h, w = maps["label_map"].shape[2:]
+        assert ours.dtype == torch.float32 and ours.shape == ref.shape == (2, cfg.in_channels, h, w)
+        bad = (ours != ref).nonzero()
+        assert not len(bad), f"{len(bad)} values differ from the oracle, first (b, c, y, x): " \
+                             f"{bad[0].tolist()}"
+    if dontcare:
+        assert (maps["label_map"] == 255).any(), "the scene must exercise the don't-care id"
+
+
+def test_label_encoder_id_without_channel_is_zero():
+    """The package's documented deviation: where the authors' scatter_ raises, a pixel whose id
+    has no channel (255 without the don't-care class) gets an all-zero one-hot vector."""
+    cfg = GeneratorConfig(label_nc=3, instance_edge=False)
+    out = LabelEncoder(cfg)(torch.tensor([[[[0, 255, 2]]]], dtype=torch.int32))
+    assert out[0, :, 0].T.tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
