@@ -2,8 +2,9 @@
 
 Everything that touches the per-pixel MLP derives from :class:`MLPSpec`: the PyTorch model, the
 ONNX graphs, the custom ONNX node's attributes, the CUDA kernel's host-side reference test and the
-TensorRT plugin (which re-derives the same offsets from the node's attributes and is checked
-against :meth:`MLPSpec.layers` in ``tests/test_kernel_layout.py``).
+TensorRT plugin (which re-derives the same offsets from the node's attributes; the kernels' header
+is checked against :meth:`MLPSpec.layers` by
+``tests/test_kernel_reference.py::test_layout_matches_mlp_spec``).
 
 Layout of the parameter grid produced by the low-resolution stream (authors' ``splits`` dict):
 layers are stored in order, each as ``[bias (c_out), weight (c_in * c_out)]``, bias first, with the

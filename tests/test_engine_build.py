@@ -153,8 +153,9 @@ from asap_deploy.engine.builder import BuildOptions, build_engine
 from asap_deploy.engine.python_plugin import register_python_plugin
 from asap_deploy.engine.trt_module import import_tensorrt
 trt, _ = import_tensorrt("tensorrt_rtx")
-register_python_plugin(trt)  # so that the builder finds it "preregistered"
-onnx_path, engine = Path(sys.argv[1]), Path(sys.argv[2])
+onnx_path, engine, kernels = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+# so that the builder finds it "preregistered"; its shape checks use the CPU reference build there
+register_python_plugin(trt, kernels / "libasap_spatial_mlp.so")
 logger = trt.Logger(trt.Logger.ERROR)
 network = trt.Builder(logger).create_network(0)
 parser = trt.OnnxParser(network, logger)
@@ -197,15 +198,15 @@ def _run_child(script, args, lib_dir, tmp_path):
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
 
 
-def test_rtx_parser_aborts_on_plugin_nodes_without_unversioned_library(exported, tmp_path):
+def test_rtx_parser_aborts_on_plugin_nodes_without_unversioned_library(exported, tmp_path, cpu_lib):
     """Pins the TensorRT for RTX bug the builder's refusal of the Python plugin rests on. If
     this fails because the child no longer aborts, RTX was fixed: drop the refusal in
     asap_deploy/engine/plugins.py and the README's sentence about it."""
     _, libs = _rtx_libs()
     if (libs / "libtensorrt_rtx.so").exists():
         pytest.skip(f"{libs} has libtensorrt_rtx.so: the abort cannot happen in this install")
-    r = _run_child(_CHILD, [exported / "asapnet_plugin_fp16.onnx", tmp_path / "x.plan"], None,
-                   tmp_path)
+    r = _run_child(_CHILD, [exported / "asapnet_plugin_fp16.onnx", tmp_path / "x.plan",
+                            Path(cpu_lib._name).parent], None, tmp_path)
     assert r.returncode == -6 and "terminate called" in r.stderr, (r.returncode, r.stderr[-2000:])
     # registering was fine, parsing aborted
     assert "parsing" in r.stdout and "RESULT" not in r.stdout
@@ -258,7 +259,7 @@ def _plan_plugin_fields(plan: bytes, name: str):
     return version.decode(), namespace.decode(), fields
 
 
-def test_rtx_engine_with_python_plugin_builds_on_cpu(exported, tmp_path):
+def test_rtx_engine_with_python_plugin_builds_on_cpu(exported, tmp_path, cpu_lib):
     """With libtensorrt_rtx.so resolvable, an engine containing ASAP_SpatialMLP builds on the
     CPU; its network I/O, sidecar and serialised plugin fields match the exported node."""
     trt, libs = _rtx_libs()
@@ -267,7 +268,7 @@ def test_rtx_engine_with_python_plugin_builds_on_cpu(exported, tmp_path):
     (link_dir / "libtensorrt_rtx.so").symlink_to(libs / "libtensorrt_rtx.so.1")
     onnx_name = "asapnet_plugin_fp16.onnx"
     engine = tmp_path / "plugin.plan"
-    r = _run_child(_CHILD, [exported / onnx_name, engine], link_dir, tmp_path)
+    r = _run_child(_CHILD, [exported / onnx_name, engine, Path(cpu_lib._name).parent], link_dir, tmp_path)
     assert r.returncode == 0, (r.returncode, r.stderr[-3000:])
     res = json.loads(r.stdout.split("RESULT ", 1)[1])
     assert "LayerType.PLUGIN_V3" in res["layers"]

@@ -64,10 +64,4 @@ def test_cited_test_files_exist():
                 cited.setdefault(m.group(1), set()).add(str(path.relative_to(root)))
     assert cited, "no citation found: the search itself is broken"
     missing = {f: sorted(by) for f, by in cited.items() if not (root / "tests" / f).is_file()}
-    # BUG (docs): asap_deploy/mlp_spec.py cites tests/test_kernel_layout.py; the layout check is
-    # tests/test_kernel_reference.py::test_layout_matches_mlp_spec. Tolerated only while it lasts.
-    known = {"test_kernel_layout.py": ["asap_deploy/mlp_spec.py"]}
-    assert {f: by for f, by in missing.items() if known.get(f) != by} == {}
-    if missing:
-        pytest.xfail(f"BUG (docs): cited test files do not exist: {missing}")
-    assert not known, "the citation is fixed: drop the BUG allowance above"
+    assert missing == {}, f"cited test files do not exist: {missing}"

@@ -202,18 +202,7 @@ def test_declared_io_matches_specs(exported):
             assert got[0] == want[0], (prec, graph, got[0], want[0])
             if got[1] != want[1]:
                 wrong[prec, graph] = (got[1], want[1])
-    # BUG (package, asap_deploy/onnx_export): when the input blur runs (S1 = S/16 > 1), the
-    # TorchScript exporter declares g's `params` output as (batch, NP, "batch", "Convparams_dim_3")
-    # instead of (batch, NP, H/S, W/S): its third dim claims to equal the batch size. Fix: after
-    # export, write the TensorSpec shapes onto the graph inputs/outputs before shape inference
-    # (see the report for issue 12). Only that case is tolerated here, and only while it lasts.
-    known = {k for k in wrong if k[1] == "g" and ex.cfg.input_downsampling > 1
-             and wrong[k][0][0][2][2] == "batch"}
-    assert set(wrong) == known, {k: v for k, v in wrong.items() if k not in known}
-    if ex.cfg.input_downsampling > 1:
-        if not known:
-            pytest.fail("the g params output is declared correctly now: drop the BUG allowance")
-        pytest.xfail("BUG: g's params output declared (batch, NP, 'batch', ...) when S1 > 1")
+    assert wrong == {}
 
 
 def test_fp16_graph_types(exported):

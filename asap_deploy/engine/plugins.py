@@ -48,23 +48,46 @@ def load_cpp_plugin(trt: ModuleType, path: Path) -> Dict[str, str]:
     return {"kind": "cpp", "library": key}
 
 
+def rtx_plugin_blocker() -> Optional[str]:
+    """Why TensorRT for RTX would abort on a plugin node in this process, or None.
+
+    Its ONNX parser (1.7.1) dlopen()s the unversioned "libtensorrt_rtx.so" when it imports a node
+    bound to a registered plugin creator; the pip wheel ships only libtensorrt_rtx.so.1, and the
+    failed load ends in std::terminate (exit 134). The parser's RPATH is $ORIGIN, so a link beside
+    it, or one on LD_LIBRARY_PATH when the process starts, is enough.
+    """
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+    libs = None
+    try:
+        import tensorrt_rtx_libs  # type: ignore[import-not-found]
+
+        libs = Path(tensorrt_rtx_libs.__file__).parent
+        dirs.insert(0, str(libs))
+    except ImportError:
+        pass
+    if any((Path(d) / "libtensorrt_rtx.so").exists() for d in dirs):
+        return None
+    where = libs or "a directory on LD_LIBRARY_PATH"
+    return (f"its ONNX parser loads 'libtensorrt_rtx.so' when it imports the plugin node and "
+            f"aborts the process when that fails; this install has only libtensorrt_rtx.so.1. "
+            f"Fix: ln -s libtensorrt_rtx.so.1 {where}/libtensorrt_rtx.so")
+
+
 def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
                   kernel_library: Optional[Path] = None) -> Dict[str, str]:
     """``choice``: "auto" (C++ library if built, else Python), "python", "none", or a path."""
     if choice == "none":
         return {"kind": "none"}
+    blocker = rtx_plugin_blocker() if flavour == "tensorrt_rtx" else None
+    if blocker:
+        raise PluginError(f"TensorRT for RTX cannot use the {PLUGIN_OP} plugin here: {blocker} "
+                          f"(or pass --plugin none to build the node's standard-op function)")
     if registered(trt):
         return {"kind": "preregistered"}
     if choice not in ("auto", "python"):
         return load_cpp_plugin(trt, Path(choice))
     if choice == "auto" and DEFAULT_CPP.is_file():
         return load_cpp_plugin(trt, DEFAULT_CPP)
-    if flavour == "tensorrt_rtx":
-        raise PluginError(
-            "TensorRT for RTX cannot use the Python plugin (tested with 1.7.1: its ONNX parser "
-            "aborts the process once a Python IPluginV3 creator is registered); build the C++ "
-            "plugin (python -m asap_deploy.build_plugin --tensorrt-root ...) and pass --plugin "
-            "PATH, or pass --plugin none to build the node's standard-op function instead")
     from .python_plugin import register_python_plugin
 
     register_python_plugin(trt, kernel_library)

@@ -5,6 +5,9 @@ For Python applications where the C++ plugin library cannot be built (no TensorR
 ``register_python_plugin(trt)`` before parsing or deserialising. Shape checks and the launch go
 through the kernel library's C API (``asap_spatial_mlp_validate`` / ``_forward``), exactly as in
 the C++ plugin; ``params`` is accepted NCHW or channels-last (kHWC8/kHWC16/kHWC).
+
+Works with ``tensorrt``; with TensorRT for RTX 1.7.1 (pip wheel) only when ``libtensorrt_rtx.so``
+can be found (see ``engine/plugins.py``): RTX's parser otherwise aborts on the plugin node.
 """
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..fused_mlp import (DEFAULT_DIR, INPUT_MODES, KERNEL_LIBRARY, NCHW, NHWC, SHAPE_FIELDS,
-                         AsapMLPShape, check, load_library, make_tensors)
+from ..errors import MissingDependencyError
+from ..fused_mlp import (CPU_LIBRARY, DEFAULT_DIR, EMULATION_LIBRARY, INPUT_MODES, KERNEL_LIBRARY,
+                         NCHW, NHWC, SHAPE_FIELDS, AsapMLPShape, check, load_library, make_tensors)
 from ..mlp_spec import MLPSpec
 from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 
@@ -109,8 +113,23 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
                                 dtypes[x_desc.type], dtypes[p_desc.type],
                                 NCHW if p_desc.format == F.LINEAR else NHWC, pitch[p_desc.format])
 
+        def _validator(self):
+            """The library whose asap_spatial_mlp_validate checks shapes at build time: the CUDA
+            kernel library, or, on a machine without one (an ahead-of-time build on a CPU), the
+            emulation or CPU reference build beside where it would be (same validator)."""
+            try:
+                return self._library()
+            except MissingDependencyError as exc:
+                folder = Path(library or DEFAULT_DIR / KERNEL_LIBRARY).parent
+                for name in (EMULATION_LIBRARY, CPU_LIBRARY):
+                    if (folder / name).is_file():
+                        return load_library(folder / name)
+                raise MissingDependencyError(
+                    f"{exc}; for shape checks alone, `python -m asap_deploy.build_plugin --emulate "
+                    f"--out {folder}` builds libraries that need no CUDA") from None
+
         def _check(self, x_desc, p_desc) -> None:
-            lib = self._library()
+            lib = self._validator()
             t = self._tensors(x_desc, p_desc)
             check(lib, lib.asap_spatial_mlp_validate(ctypes.byref(self._shape), ctypes.byref(t)), PLUGIN_OP)
 

@@ -123,5 +123,21 @@ def export_graphs(gen: ASAPNetGenerator, height: int, width: int, precision: str
     }
     for art in out.values():
         log(f"checking {art.filename}")
+        _declare_io(art.model, art.inputs + art.outputs)
         art.model = infer_and_check(art.model, art.filename)
     return out
+
+
+def _declare_io(model: onnx.ModelProto, specs: List[TensorSpec]) -> None:
+    """Write the interface's shapes onto the graph's inputs and outputs: the TorchScript exporter
+    names dims after what it traced (with the input blur it declares g's params output as
+    (batch, NP, "batch", ...)), and ONNX Runtime, TensorRT and Triton read the declared shapes."""
+    by_name = {s.name: s for s in specs}
+    for vi in list(model.graph.input) + list(model.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        del dims[:]
+        for d in by_name[vi.name].shape:
+            if isinstance(d, str):
+                dims.add().dim_param = d
+            else:
+                dims.add().dim_value = d
