@@ -39,7 +39,8 @@ DEFAULT_ARCHS = ("75", "80", "86", "89", "90")
 KERNEL_SOURCES = ("spatial_mlp_kernel.cu", "spatial_mlp_validate.cpp")
 CPU_SOURCES = ("spatial_mlp_cpu.cpp", "spatial_mlp_validate.cpp")
 PLUGIN_SOURCES = ("spatialMLPPlugin.cpp",)
-__all__ = ["BuildError", "build_kernel_library", "build_cpu_reference", "build_trt_plugin", "main"]
+__all__ = ["BuildError", "build_kernel_library", "build_cpu_reference", "build_cuda_case_runner",
+           "build_trt_plugin", "main"]
 
 
 def gencode_flags(archs: Sequence[str]) -> List[str]:
@@ -65,6 +66,19 @@ def build_kernel_library(out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS,
         return out
     return atomic_output(out, lambda tmp: run(base + ["-shared", "-Xlinker", "-Bsymbolic", *srcs, "-o", tmp, "-lcudart"],
                                          "the CUDA kernel library"))
+
+
+def build_cuda_case_runner(out_dir: Path, archs: Sequence[str] = ("native",)) -> Path:
+    """nvcc -> asap_cuda_cases: the kernel test cases (tests/kernel_cases.py) on a GPU against
+    the CPU reference, one process, no Python: what compute-sanitizer runs."""
+    nvcc = find_nvcc()
+    emulation_dir = ENGINES / "emulation"
+    srcs = [str(KERNELS / s) for s in ("spatial_mlp_kernel.cu", "spatial_mlp_cpu.cpp",
+                                        "spatial_mlp_validate.cpp")] + [str(emulation_dir / "case_runner.cpp")]
+    out = Path(out_dir) / "asap_cuda_cases"
+    cmd = [nvcc, "-std=c++17", "-O2", "-lineinfo", "-DASAP_CASE_RUNNER_CUDA", f"-I{KERNELS}"]
+    cmd += gencode_flags(archs)
+    return atomic_output(out, lambda tmp: run(cmd + [*srcs, "-o", tmp], "the CUDA case runner"))
 
 
 def build_cpu_reference(out_dir: Path) -> Path:

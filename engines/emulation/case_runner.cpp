@@ -1,7 +1,8 @@
-// Runs kernel test cases through the emulated kernels and compares each with the CPU reference
-// build of the same header. Built with the kernel under a sanitizer (asap_emu_cases_asan,
-// asap_emu_cases_tsan), which cannot be loaded into Python; the case list comes from Python
-// (tests/kernel_cases.py) as one line per case:
+// Runs kernel test cases through the kernels and compares each with the CPU reference build of
+// the same header. Built two ways: with the emulated kernel, under a sanitizer (asap_emu_cases_asan,
+// asap_emu_cases_tsan: sanitizer runtimes cannot be loaded into Python), and with the CUDA kernel
+// (-DASAP_CASE_RUNNER_CUDA, asap_cuda_cases: what compute-sanitizer runs on a GPU). The case list
+// comes from Python (tests/kernel_cases.py) as one line per case:
 //   name=... in=35 S=16 hidden=64 depth=5 out=3 mode=one_hot|label_ids dtype=float16|float32
 //   layout=nchw|nhwc pitch_pad=0 batch=1 gh=1 gw=1 extra=0 ids=normal|wide optin=65536
 //   path=tensor_cores|generic_shared|generic_global tol=0.002 seed=1
@@ -18,9 +19,13 @@
 #include <string>
 #include <vector>
 
-#include "emu/half.h"
+#include "include/emu/half_bits.h"  // relative: the CUDA build must not see the emulator's headers
 #include "spatial_mlp_api.h"
 #include "spatial_mlp_layout.h"
+
+#ifdef ASAP_CASE_RUNNER_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace {
 
@@ -53,6 +58,42 @@ char const* kPaths[] = {"tensor_cores", "generic_shared", "generic_global"};
 
 float round_half(float v) { return emu::half_to_float(emu::float_to_half_rn(v)); }
 
+// Where the kernel reads and writes: host memory for the emulation, device memory for CUDA.
+struct Buffer {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+    Buffer(void const* host, size_t n) : bytes(n) {
+#ifdef ASAP_CASE_RUNNER_CUDA
+        if (cudaMalloc(&ptr, n) != cudaSuccess || cudaMemcpy(ptr, host, n, cudaMemcpyHostToDevice) != cudaSuccess) {
+            std::fprintf(stderr, "CUDA allocation/copy failed: %s\n", cudaGetErrorString(cudaGetLastError()));
+            std::exit(3);
+        }
+#else
+        ptr = std::malloc(n);
+        std::memcpy(ptr, host, n);
+#endif
+    }
+    ~Buffer() {
+#ifdef ASAP_CASE_RUNNER_CUDA
+        cudaFree(ptr);
+#else
+        std::free(ptr);
+#endif
+    }
+    void read(void* host) const {
+#ifdef ASAP_CASE_RUNNER_CUDA
+        if (cudaDeviceSynchronize() != cudaSuccess || cudaMemcpy(host, ptr, bytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
+            std::fprintf(stderr, "CUDA error after the kernel: %s\n", cudaGetErrorString(cudaGetLastError()));
+            std::exit(3);
+        }
+#else
+        std::memcpy(host, ptr, bytes);
+#endif
+    }
+    Buffer(Buffer const&) = delete;
+    Buffer& operator=(Buffer const&) = delete;
+};
+
 // One case; returns true when it passed.
 bool run_case(Fields const& f) {
     std::string const name = get_str(f, "name", "?");
@@ -75,7 +116,9 @@ bool run_case(Fields const& f) {
     int const pitch = nhwc ? np + get_int(f, "pitch_pad", 0) : 0;
     double const tol = std::atof(get_str(f, "tol", fp16 ? "2e-3" : "1e-5").c_str());
     Rng rng{static_cast<uint64_t>(get_int(f, "seed", 1)) * 7919u + 17u};
+    // the shared memory the case runs under: the emulated device's limit, or a cap on a GPU's
     setenv("ASAP_EMU_SMEM_OPTIN", get_str(f, "optin", "65536").c_str(), 1);
+    setenv("ASAP_SPATIAL_MLP_SMEM_LIMIT", get_str(f, "optin", "65536").c_str(), 1);
 
     // inputs: ids (255 = don't care; "wide" adds ids without a channel), their one-hot
     size_t const pixels = static_cast<size_t>(B) * H * W;
@@ -138,16 +181,15 @@ bool run_case(Fields const& f) {
         return false;
     }
 
-    // emulated kernel, in the case's type
-    std::vector<__half> params16, label16;
-    void const* p_in = params.data();
-    void const* x_in = ref_in;
-    if (fp16) {
-        for (float v : params) params16.push_back(__half(v));
-        for (float v : label) label16.push_back(__half(v));
-        p_in = params16.data();
-        if (!ids) x_in = label16.data();
-    }
+    // the kernel, in the case's type
+    std::vector<uint16_t> params16, label16;
+    for (float v : params) params16.push_back(emu::float_to_half_rn(v));
+    for (float v : label) label16.push_back(emu::float_to_half_rn(v));
+    Buffer const p_buf(fp16 ? static_cast<void const*>(params16.data()) : params.data(),
+                       params.size() * (fp16 ? 2 : 4));
+    Buffer const x_buf(ids ? static_cast<void const*>(id.data())
+                           : fp16 ? static_cast<void const*>(label16.data()) : static_cast<void const*>(label.data()),
+                       ids ? id.size() * 4 : label.size() * (fp16 ? 2 : 4));
     int const path = asap_spatial_mlp_path(&s, &t);
     std::string const want = get_str(f, "path", "");
     if (path < 0 || (!want.empty() && want != kPaths[path])) {
@@ -157,16 +199,18 @@ bool run_case(Fields const& f) {
     }
     size_t const outs = ref.size();
     std::vector<float> out32(fp16 ? 0 : outs, std::nanf(""));
-    std::vector<__half> out16(fp16 ? outs : 0, __half(std::nanf("")));
-    void* out = fp16 ? static_cast<void*>(out16.data()) : static_cast<void*>(out32.data());
-    if (asap_spatial_mlp_forward(&s, &t, x_in, p_in, out, nullptr) != ASAP_OK) {
+    std::vector<uint16_t> out16(fp16 ? outs : 0, emu::float_to_half_rn(std::nanf("")));
+    void* out_host = fp16 ? static_cast<void*>(out16.data()) : static_cast<void*>(out32.data());
+    Buffer const o_buf(out_host, outs * (fp16 ? 2 : 4));  // starts as NaN: unwritten pixels show
+    if (asap_spatial_mlp_forward(&s, &t, x_buf.ptr, p_buf.ptr, o_buf.ptr, nullptr) != ASAP_OK) {
         std::printf("FAIL %s: %s\n", name.c_str(), asap_last_error());
         return false;
     }
+    o_buf.read(out_host);
     double worst = 0;
     size_t bad = outs;
     for (size_t i = 0; i < outs; ++i) {
-        double const v = fp16 ? static_cast<float>(out16[i]) : out32[i];
+        double const v = fp16 ? emu::half_to_float(out16[i]) : out32[i];
         double const d = std::fabs(v - ref[i]);
         if (!(d <= worst)) {
             worst = std::isnan(d) ? INFINITY : d;
