@@ -13,13 +13,14 @@ from typing import Optional
 import numpy as np
 
 from .errors import AsapDeployError, MissingDependencyError
+from .locations import engines_dir
 from .mlp_spec import MLPSpec
 
 SHAPE_FIELDS = ("in_channels", "hidden_width", "depth", "out_channels", "downsampling",
                 "num_frequencies", "label_nc", "input_mode")
 INPUT_MODES = {"one_hot": 0, "label_ids": 1}
 FLOAT32, FLOAT16 = 0, 1
-DEFAULT_DIR = Path("build/engines")  # where python -m asap_deploy.build_plugin writes by default
+DEFAULT_DIR = engines_dir()  # where python -m asap_deploy.build_plugin writes by default
 KERNEL_LIBRARY = "libasap_spatial_mlp.so"
 
 
