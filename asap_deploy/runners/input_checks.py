@@ -91,11 +91,19 @@ def check_feeds(metas: Mapping[str, TensorMeta], feeds: Mapping[str, Any], value
 
 
 def _where(flat_index: int, shape: Sequence[int]) -> str:
-    idx = np.unravel_index(int(flat_index), tuple(shape))
-    if len(shape) == 4:  # B, C, H, W (or B, H, W, C for RGB)
-        return f"image {idx[0]}, row {idx[-2]}, column {idx[-1]}" if shape[1] == 1 else \
-            f"image {idx[0]}, index {tuple(int(i) for i in idx[1:])}"
-    return f"index {tuple(int(i) for i in idx)}"
+    idx = [int(i) for i in np.unravel_index(int(flat_index), tuple(shape))]
+    if len(shape) == 2:
+        return f"row {idx[0]}, column {idx[1]}"
+    if len(shape) == 3:
+        return f"image {idx[0]}, row {idx[1]}, column {idx[2]}"
+    if len(shape) == 4 and shape[1] == 1:  # B, 1, H, W
+        return f"image {idx[0]}, row {idx[2]}, column {idx[3]}"
+    return f"index {tuple(idx)}"
+
+
+def _named(name: str) -> str:
+    """Graph tensors are quoted (``input 'label_map'``); application-level names are not."""
+    return f"input {name!r}" if "_" in name or name.isidentifier() else name
 
 
 def check_values(name: str, x: Any, rule: ValueRule) -> None:
@@ -126,10 +134,10 @@ def check_values(name: str, x: Any, rule: ValueRule) -> None:
     where = _where(first, x.shape)
     if rule.ids_below is not None:
         raise InputError(
-            f"input {name!r} holds class id {value} ({count} pixel{'s' * (count > 1)}, first at "
+            f"{_named(name)} holds class id {value} ({count} pixel{'s' * (count > 1)}, first at "
             f"{where}); this model knows ids 0..{rule.ids_below - 1} and {DONT_CARE} (don't care): "
             f"is the label map for another dataset, or a colour image rather than class ids?")
-    raise InputError(f"input {name!r} holds {count} NaN/inf value{'s' * (count > 1)} (first "
+    raise InputError(f"{_named(name)} holds {count} NaN/inf value{'s' * (count > 1)} (first "
                      f"{value} at {where})")
 
 
