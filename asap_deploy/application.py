@@ -147,6 +147,9 @@ class ImageGenerator:
                 raise InputError(f"label map must hold integer class ids (uint8 or int), got "
                                  f"{dt.name}: load label PNGs as they are (mode L or P), not as "
                                  f"normalised floats")
+            if len(shape) == 3 and shape[2] in (3, 4) and shape[:2] == (self.height, self.width):
+                raise InputError(f"label map has shape {list(shape)}: a colour image? this model "
+                                 f"takes class ids (H x W or B x H x W), not a rendering")
             spatial, single = shape[-2:], len(shape) == 2
         if tuple(spatial) != (self.height, self.width):
             raise InputError(
@@ -232,10 +235,13 @@ def _as_array(x: Any, what: str) -> Any:
     if isinstance(x, np.ndarray) or is_torch(x):
         return x
     try:
-        return np.asarray(x)  # PIL images, nested lists
+        arr = np.asarray(x)  # PIL images, nested lists
     except Exception:
+        arr = None
+    if arr is None or arr.dtype == object or arr.ndim == 0:
         raise InputError(f"{what} must be a numpy array or torch tensor, got "
-                         f"{type(x).__name__}") from None
+                         f"{type(x).__name__}")
+    return arr
 
 
 def _tensor(x: Any) -> Any:
