@@ -134,6 +134,9 @@ def _compare_one(backend, ctx, feeds, ref: np.ndarray, model: str, out: Optional
         return {"error": str(exc), "pass": False}
     finally:
         runner.deactivate()
+    if got.shape != ref.shape:
+        return {"error": f"{describe['name']} returned shape {list(got.shape)}, the reference "
+                         f"{list(ref.shape)}", "pass": False}
     m = compare(got, ref)
     prec = backend.precision
     ours = passes(m, prec, image=True)
