@@ -137,13 +137,20 @@ def _resolution(args, cfg, preset, suggested_width, say: Progress):
     return height, width
 
 
-def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse to replace what is not an earlier export (checked before the work and again when
+    the result is moved into place)."""
     if out.exists():
         if not out.is_dir():
             raise ConfigError(f"--out {out} exists and is not a folder")
         if any(out.iterdir()) and not (out / "manifest.json").exists() and not force:
             raise ConfigError(f"--out {out} holds files that are not an asap_deploy export; "
                               f"choose another folder or pass --force")
+
+
+def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
+    _check_out(out, force)
+    if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         out.rename(old)
         tmp.rename(out)
@@ -174,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.demo or args.preset or Path(args.checkpoint).parent.name or "model"
     out = (args.out or Path("build") / name).resolve()
     input_mode = _input_mode(args.input, cfg)
+    _check_out(out, args.force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
     try:
