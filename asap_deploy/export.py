@@ -267,10 +267,10 @@ def _build_engine(out: Path, module: str, say: "Progress") -> int:
     process; ``build`` adds it to the manifest."""
     from .engine.builder import BuildError
     from .engine.naming import engine_path
-    from .engine.plugins import DEFAULT_CPP
+    from .engine.plugins import auto_choice
     from .engine.subprocess_build import build_engine_isolated
 
-    plugin = str(DEFAULT_CPP) if DEFAULT_CPP.is_file() else "none"
+    plugin = auto_choice(module)
     onnx_path = out / ("asapnet_plugin_fp16.onnx" if plugin != "none" else "asapnet_fp16.onnx")
     plan = engine_path(onnx_path, module)
     how = ("with the ASAP_SpatialMLP plugin" if plugin != "none" else

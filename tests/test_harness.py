@@ -100,6 +100,9 @@ def test_cached_engine_is_rebuilt_when_the_onnx_changes(tmp_path):
     (tmp_path / "m.plan.json").write_text(json.dumps(
         {"onnx_sha256": hashlib.sha256(b"model v1").hexdigest(), "plugin": {"kind": "cpp"}}))
     assert stale(plan, onnx_path) is None
-    assert "plugin" in stale(plan, onnx_path, plugin="none")
+    assert "wanted without" in stale(plan, onnx_path, plugin="none")
+    (tmp_path / "m.plan.json").write_text(json.dumps(
+        {"onnx_sha256": hashlib.sha256(b"model v1").hexdigest(), "plugin": {"kind": "none"}}))
+    assert "wanted with" in stale(plan, onnx_path, plugin="lib.so")
     onnx_path.write_bytes(b"model v2")
     assert "another version" in stale(plan, onnx_path)

@@ -164,6 +164,9 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict
     if opts.workspace_mib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
     cache, notes = None, []
+    if plugin.get("note"):
+        notes.append(plugin["note"])
+        print(f"note: {notes[-1]}", file=sys.stderr)
     if opts.timing_cache is not None and flavour == "tensorrt_rtx":
         notes.append("TensorRT for RTX has no timing cache (it specialises kernels at run time; "
                      "its runtime cache plays that role): --timing-cache ignored")

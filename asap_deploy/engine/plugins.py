@@ -48,17 +48,33 @@ def load_cpp_plugin(trt: ModuleType, path: Path) -> Dict[str, str]:
     return {"kind": "cpp", "library": key}
 
 
+NO_PLUGIN_NOTE = ("no ASAP_SpatialMLP plugin is built here (python -m asap_deploy.build_plugin): "
+                  "the node runs as its standard-op ONNX function")
+
+
+def auto_choice(flavour: str, kernel_library: Optional[Path] = None) -> str:
+    """What ``auto`` means on this machine: the C++ library when it is built, else the Python
+    plugin where it can run (full TensorRT and the compiled kernel library), else ``none``."""
+    if DEFAULT_CPP.is_file():
+        return str(DEFAULT_CPP)
+    if flavour == "tensorrt" and Path(kernel_library or DEFAULT_DIR / KERNEL_LIBRARY).is_file():
+        return "python"
+    return "none"
+
+
 def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
                   kernel_library: Optional[Path] = None) -> Dict[str, str]:
-    """``choice``: "auto" (C++ library if built, else Python), "python", "none", or a path."""
+    """``choice``: "auto" (see ``auto_choice``), "python", "none", or a path."""
     if choice == "none":
         return {"kind": "none"}
     if registered(trt):
         return {"kind": "preregistered"}
+    if choice == "auto":
+        choice = auto_choice(flavour, kernel_library)
+        if choice == "none":
+            return {"kind": "none", "note": NO_PLUGIN_NOTE}
     if choice not in ("auto", "python"):
         return load_cpp_plugin(trt, Path(choice))
-    if choice == "auto" and DEFAULT_CPP.is_file():
-        return load_cpp_plugin(trt, DEFAULT_CPP)
     if flavour == "tensorrt_rtx":
         raise PluginError(
             "TensorRT for RTX cannot use the Python plugin (tested with 1.7.1: its ONNX parser "

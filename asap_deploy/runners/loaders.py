@@ -83,8 +83,18 @@ def stale(plan: Path, onnx_path: Path, plugin: str = "auto") -> Optional[str]:
     if side.get("onnx_sha256") != sha256_file(onnx_path):
         return f"built from another version of {Path(onnx_path).name}"
     kind = (side.get("plugin") or {}).get("kind")
-    if kind is not None and (kind == "none") != (plugin == "none"):
-        return "built with another plugin choice"
+    if kind is None:  # a graph without the custom node
+        return None
+    if plugin == "none":
+        return None if kind == "none" else "built with the plugin, wanted without"
+    if kind != "none":
+        return None
+    if plugin != "auto":
+        return "built without the plugin, wanted with"
+    from ..engine.plugins import auto_choice
+
+    if auto_choice(side.get("tensorrt_module", "")) != "none":
+        return "built without the plugin, which is available now"
     return None
 
 

@@ -205,10 +205,20 @@ def _trt(graph: str, precision: str) -> Backend:
                          device=ctx.device if ctx.device and ctx.device.startswith("cuda")
                          else "cuda", value_rules=ctx.rules())
 
+    def plugin_missing(ctx: RunContext) -> Optional[str]:
+        from ..engine.plugins import NO_PLUGIN_NOTE, auto_choice
+        from ..engine.trt_module import import_tensorrt
+
+        if plugin == "none" or auto_choice(import_tensorrt(ctx.trt_module)[1],
+                                           ctx.kernel_library) != "none":
+            return None
+        return NO_PLUGIN_NOTE.split(":")[0] + " (python -m asap_deploy.build_plugin)"
+
     def requirement(ctx: RunContext) -> Optional[str]:
         return _first(lambda: _needs_cuda(ctx),
                       lambda: tensorrt_missing(ctx.trt_module),
-                      lambda: _graph_missing(ctx, graph, precision))
+                      lambda: _graph_missing(ctx, graph, precision),
+                      lambda: plugin_missing(ctx))
 
     tag = "-plugin" if graph == "asapnet_plugin" else ""
     return Backend(f"trt{tag}-{precision}", "tensorrt", precision,
