@@ -2,7 +2,7 @@
 
     import asap_deploy
 
-    gen = asap_deploy.load("build/cityscapes-256x512")     # auto: TensorRT on a GPU, else ONNX Runtime
+    gen = asap_deploy.load("build/cityscapes-256x512")     # TensorRT on a GPU, else ONNX Runtime
     image = gen(label_map, instance_map=instance_ids)      # (H, W, 3) uint8, as test.py saves it
     images = gen(label_maps, instance_map=instance_maps)   # (B, H, W, 3)
 
@@ -129,7 +129,8 @@ class ImageGenerator:
         want = f"{self.height} x {self.width}"
         if self.input_mode == "rgb":
             if len(shape) not in (3, 4) or shape[-1] != 3:
-                hint = " (drop the alpha channel: Image.convert('RGB'))" if shape[-1:] == (4,) else ""
+                hint = (" (drop the alpha channel: Image.convert('RGB'))" if shape[-1:] == (4,)
+                        else "")
                 raise InputError(f"RGB image must be H x W x 3 or B x H x W x 3 (uint8), got shape "
                                  f"{list(shape)}{hint}")
             if dt != np.uint8:

@@ -127,7 +127,8 @@ class ExportFolder:
                               f"PyTorch backends need it (the ONNX and TensorRT ones do not)")
         from .checkpoint import load_checkpoint
 
-        return load_checkpoint(ckpt, self.config.to_dict(), use_options_file=False).build_generator()
+        ckpt = load_checkpoint(ckpt, self.config.to_dict(), use_options_file=False)
+        return ckpt.build_generator()
 
 
 def find_export(path: Path) -> Optional[ExportFolder]:

@@ -88,7 +88,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ref = src.gen(torch.from_numpy(feeds["label"])).numpy()
             ctx = cli_common.context(src, args)
             for name in cli_common.backends(args):
-                base = {"model": src.name, "resolution": f"{src.height}x{src.width}", "backend": name}
+                base = {"model": src.name, "resolution": f"{src.height}x{src.width}",
+                        "backend": name}
                 r = _compare_one(registry.get(name), ctx, feeds, ref, src.name, args.out)
                 failed |= not r.get("pass", True)
                 results.append({**base, **r})

@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m asap_deploy.translate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("export", type=Path,
-                   help="export folder (python -m asap_deploy.export), or an engine/ONNX file in one")
+                   help="export folder (python -m asap_deploy.export), or an engine or ONNX "
+                        "file in one")
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
                    help="label PNGs (RGB images for --no_one_hot models) or folders of them")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -127,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
             chunk = files[start:start + args.batch]
             xs = [image_io.read_rgb(f, size) if rgb else image_io.read_ids(f, size=size)
                   for f in chunk]
-            ins = [image_io.read_ids(i, "instance map", size) for i in insts[start:start + len(chunk)]
-                   if i is not None]
+            ins = [image_io.read_ids(i, "instance map", size)
+                   for i in insts[start:start + len(chunk)] if i is not None]
             images = _run_batch(gen, xs, ins, chunk)
             for f, x, img in zip(chunk, xs, images):
                 image_io.write_png(args.out / f"{f.stem}.png", img)

@@ -50,7 +50,11 @@ class TrtRunner(Runner):
         if not torch.cuda.is_available():
             raise RunnerUnavailable("needs a CUDA GPU to run the engine (building works without)")
         self.torch = torch
-        self.dev = torch.device(self.cuda_device)
+        dev = torch.device(self.cuda_device)
+        # with its index, so that a tensor on this GPU compares equal (cuda != cuda:0)
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        self.dev = dev
         try:
             with torch.cuda.device(self.dev):
                 self.engine, self.sidecar, self.trt = self.source()
