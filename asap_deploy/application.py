@@ -96,6 +96,15 @@ class ImageGenerator:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        # an application object lets go of its engine with the last reference to it
+        runner = getattr(self, "runner", None)
+        if runner is not None and runner.is_active:
+            try:
+                runner.deactivate()
+            except Exception:  # interpreter shutdown: modules may be gone
+                pass
+
     # -- inference ----------------------------------------------------------------------------
     def __call__(self, x: Any, instance_map: Any = None) -> Any:
         """``x``: class ids (H, W) or (B, H, W), or for RGB models (H, W, 3) / (B, H, W, 3) uint8.

@@ -75,6 +75,8 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
         out = capsys.readouterr()
         assert rc == 0, f"{cmd}\n{out.out[-2000:]}\n{out.err[-2000:]}"
         ran.append(argv[2])
+        if argv[2] == "asap_deploy.export":
+            setup_export = (tmp_path / "build" / "cityscapes-256x512" / "asapnet.onnx").stat()
     # the README's Python example, as written
     for lang, body in readme_blocks():
         if lang == "python":
@@ -85,6 +87,9 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "build" / "translated" / "street_labelIds.png").is_file()
     assert (tmp_path / "build" / "street.png").is_file()
     assert (tmp_path / "benchmarks" / "results" / "my-machine" / "bench.json").is_file()
+    # bench and parity --demo used the set-up's export instead of exporting again
+    after = (tmp_path / "build" / "cityscapes-256x512" / "asapnet.onnx").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (setup_export.st_ino, setup_export.st_mtime_ns)
 
 
 def test_readme_lists_what_it_does_not_run():
