@@ -20,19 +20,19 @@ from .errors import AsapDeployError, ConfigError, InputError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m asap_deploy.translate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("export", type=Path,
+    p.add_argument("export", type=Path, metavar="EXPORT",
                    help="export folder (python -m asap_deploy.export), or an engine or ONNX "
                         "file in one")
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
                    help="label PNGs (RGB images for --no_one_hot models) or folders of them")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--backend", default="auto",
                    choices=["auto", "onnxruntime", "tensorrt", "tensorrt_rtx", "torch"],
                    help="auto: the export's TensorRT engine on a GPU, else ONNX Runtime")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     p.add_argument("--instance", type=Path, metavar="FILE_OR_DIR",
                    help="instance-id PNG(s), for models with instance edges")
-    p.add_argument("--batch", type=int, default=1, help="images per inference call")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="images per inference call")
     p.add_argument("--resize", action="store_true",
                    help="resize inputs of another size to the model's, as the authors' loader "
                         "does (nearest for ids, bicubic for RGB); without it they are an error")
