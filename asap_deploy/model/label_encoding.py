@@ -55,7 +55,8 @@ class RGBEncoder(nn.Module):
         super().__init__()
         self.instance_edge = cfg.instance_edge if with_edges is None else with_edges
 
-    def forward(self, rgb: torch.Tensor, instance_map: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, rgb: torch.Tensor,
+                instance_map: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = rgb.permute(0, 3, 1, 2).float()
         x = (x / 255.0 - 0.5) / 0.5  # two roundings, as torchvision's ToTensor then Normalize
         if not self.instance_edge:
@@ -68,7 +69,8 @@ class RGBEncoder(nn.Module):
 class InputEncoder(nn.Module):
     """Graph inputs of ``input_mode`` ("one-hot", "labels", "rgb") -> the generator's ``label``."""
 
-    def __init__(self, cfg: GeneratorConfig, input_mode: str, with_edges: bool | None = None) -> None:
+    def __init__(self, cfg: GeneratorConfig, input_mode: str,
+                 with_edges: bool | None = None) -> None:
         super().__init__()
         if input_mode not in ("one-hot", "labels", "rgb"):
             raise ValueError(f"input_mode must be one-hot, labels or rgb, got {input_mode!r}")

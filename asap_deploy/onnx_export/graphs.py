@@ -5,9 +5,9 @@ Interface (every graph has a dynamic batch axis; H and W are fixed per export):
 ===============  ============================================  ==============================
 graph            inputs                                         outputs
 ===============  ============================================  ==============================
-g                ``label`` | ``label_map`` | ``rgb`` (+inst.)     ``params`` (B, NP, H/S, W/S)
+g                ``label`` | ``label_map`` | ``rgb`` (+inst.)   ``params`` (B, NP, H/S, W/S)
 mlp              stage input (below) + ``params``               ``image``
-asapnet          ``label`` | ``label_map`` | ``rgb`` (+inst.)     ``image`` (B, 3, H, W) float32
+asapnet          ``label`` | ``label_map`` | ``rgb`` (+inst.)   ``image`` (B, 3, H, W) float32
 ===============  ============================================  ==============================
 
 ``rgb`` (B, H, W, 3) uint8 is the input of models trained with ``--no_one_hot``; the graph
