@@ -109,6 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "pass" if r["pass"] else "FAIL"])
     print(terminal_table(HEADER, body))
     if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)  # also when no backend could run
         env = environment("python -m asap_deploy.parity")
         write_json(args.out / "parity.json", {"environment": env, "results": results})
         (args.out / "parity.md").write_text(f"Device: {env.get('gpu') or env['cpu']}; command: "
