@@ -57,7 +57,7 @@ class RGBEncoder(nn.Module):
 
     def forward(self, rgb: torch.Tensor,
                 instance_map: Optional[torch.Tensor] = None) -> torch.Tensor:
-        x = rgb.permute(0, 3, 1, 2).float()
+        x = rgb.float().permute(0, 3, 1, 2)  # cast first: TensorRT moves uint8 only through Cast
         x = (x / 255.0 - 0.5) / 0.5  # two roundings, as torchvision's ToTensor then Normalize
         if not self.instance_edge:
             return x
