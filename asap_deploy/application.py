@@ -115,6 +115,8 @@ class ImageGenerator:
         x, single = self._check_main(x)
         inst = self._check_instance(instance_map, x, single)
         batch = int(x.shape[0])
+        if batch == 0:
+            raise InputError("empty batch: pass at least one image")
         lo, hi = self.runner.batch_range() or (1, batch)
         outs = []
         for start in range(0, batch, hi):

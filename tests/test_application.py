@@ -181,6 +181,7 @@ BAD = [
     ("rgb", dict(rgb="ids"), "H x W x 3"),
     ("rgb", dict(rgb="size"), "runs at 512 x 64"),
     ("city", dict(ids="object"), "numpy array or torch tensor"),
+    ("city", dict(ids="empty", inst="empty"), "empty batch"),
 ]
 
 
@@ -211,6 +212,8 @@ def _bad_input(cfg, ids=None, inst="ok", rgb=None):
         x[0, 0] = 6
     elif ids == "object":
         x = object()
+    elif ids == "empty":
+        x = np.zeros((0, h, WIDTH), np.uint8)
     if inst is None:
         i = None
     elif inst == "size":
@@ -219,6 +222,8 @@ def _bad_input(cfg, ids=None, inst="ok", rgb=None):
         i = np.zeros((h, WIDTH), np.float32)
     elif inst == "extra":
         i = np.zeros((h, WIDTH), np.int32)
+    elif inst == "empty":
+        i = np.zeros((0, h, WIDTH), np.int32)
     return x, i
 
 
