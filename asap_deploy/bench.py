@@ -16,6 +16,7 @@ from .harness import cli_common
 from .harness.report import (HEADER, environment, markdown_table, plot_latency, rows,
                              terminal_table, write_json)
 from .harness.timing import TimingOptions, time_runner
+from .runners import registry
 from .runners.base import RunnerUnavailable
 
 
@@ -35,22 +36,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = TimingOptions(args.warmup, args.iterations, args.duration, args.cuda_graph,
                          not args.no_spin_wait, args.batch)
     results: List[Dict] = []
+    failed = False
     try:
         for src in cli_common.models(args):
             feeds = src.feeds(args.batch, args.seed)
+            ctx = cli_common.context(src, args)
             res = f"{src.height}x{src.width}"
-            for name, runner in cli_common.runners_for(src, cli_common.backends(args), args):
+            for name in cli_common.backends(args):
                 base = {"model": src.name, "resolution": res, "megapixels": src.megapixels,
                         "backend": name}
-                try:
-                    runner.activate()
-                except RunnerUnavailable as exc:
-                    results.append({**base, "skipped": str(exc)})
-                    print(f"  {src.name} {name}: skipped ({exc})", flush=True)
-                    continue
-                print(f"  {src.name} {runner.name}: timing ...", flush=True)
-                results.append({**base, **time_runner(runner, feeds, opts)})
-                runner.deactivate()
+                outcome = _run_one(registry.get(name), ctx, feeds, opts)
+                results.append({**base, **outcome})
+                failed |= "failed" in outcome
+                status = outcome.get("skipped") or outcome.get("failed")
+                if status:
+                    print(f"  {src.name} {name}: {'failed' if 'failed' in outcome else 'skipped'}"
+                          f" ({status})", flush=True)
     except AsapDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -68,7 +69,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         why = plot_latency(results, args.out / "latency.png", title)
         print(f"\nwrote {args.out}/bench.json, bench.md" + (
             ", latency.png" if why is None else f" (no plot: {why})"))
-    return 0
+    return 1 if failed else 0
+
+
+def _run_one(backend, ctx, feeds, opts: TimingOptions) -> Dict:
+    """Time one backend, holding only its engine/session: activated here, deactivated in any
+    case before the next one starts."""
+    why = backend.reason(ctx)
+    if why:
+        return {"skipped": why}
+    try:
+        runner = backend.create(ctx)
+        runner.activate()
+    except RunnerUnavailable as exc:
+        return {"skipped": str(exc)}
+    except AsapDeployError as exc:
+        return {"failed": str(exc)}
+    try:
+        print(f"  {ctx.export.name} {runner.name}: timing ...", flush=True)
+        runner.check(feeds)  # values once; the timed loop checks shapes only
+        return time_runner(runner, feeds, opts)
+    except AsapDeployError as exc:
+        return {"failed": str(exc)}
+    finally:
+        runner.deactivate()
 
 
 if __name__ == "__main__":

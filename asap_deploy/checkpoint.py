@@ -160,6 +160,8 @@ def options_to_overrides(opts: Mapping[str, Any]) -> Dict[str, Any]:
                  "lr_depth", "learned_ds_factor", "hr_width", "hr_depth", "output_nc"):
         if opts.get(name) is not None:
             out[name] = opts[name]
+    if opts.get("no_one_hot"):  # RGB input: the authors require --label_nc 3 with it
+        out.update(no_one_hot=True, label_nc=3)
     if "no_instance_edge" in opts:
         out["instance_edge"] = not opts["no_instance_edge"]
     if opts.get("reflection_pad"):
@@ -276,7 +278,8 @@ def infer_config(state: Mapping[str, torch.Tensor], overrides: Optional[Mapping[
             lr_instance=lr_instance, downsampling=mlp["downsampling"], padding=padding,
             lr_width=arch["lr_width"], lr_max_width=arch["lr_max_width"],
             lr_depth=arch["lr_depth"], learned_ds_factor=arch["learned_ds_factor"],
-            hr_width=mlp["hr_width"], hr_depth=mlp["hr_depth"], output_nc=mlp["output_nc"])
+            hr_width=mlp["hr_width"], hr_depth=mlp["hr_depth"], output_nc=mlp["output_nc"],
+            no_one_hot=bool(overrides.get("no_one_hot", False)))
     except ConfigError as exc:
         raise CheckpointError(f"{where}{exc}") from None
     return cfg, notes

@@ -30,8 +30,13 @@ class GeneratorConfig:
     hr_width: int = 64
     hr_depth: int = 5
     output_nc: int = 3
+    no_one_hot: bool = False            # the authors' --no_one_hot: the input is an RGB image
 
     def __post_init__(self) -> None:
+        if self.no_one_hot and (self.label_nc != 3 or self.contain_dontcare_label):
+            raise ConfigError(f"no_one_hot (RGB input) needs label_nc=3 and no don't-care label, "
+                              f"got label_nc={self.label_nc}, contain_dontcare_label="
+                              f"{self.contain_dontcare_label}")
         if self.padding not in PADDINGS:
             raise ConfigError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         for name in ("label_nc", "lr_width", "lr_max_width", "hr_width", "output_nc"):

@@ -21,3 +21,8 @@ class ResolutionError(ConfigError):
 
 class MissingDependencyError(AsapDeployError):
     pass
+
+
+class InputError(AsapDeployError):
+    """An input a runner or application was given does not fit the model (one line: what was
+    expected, what came, what to do)."""

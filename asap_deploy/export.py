@@ -1,7 +1,10 @@
-"""``python -m asap_deploy.export ckpt.pth``: checkpoint in, ONNX graphs + manifest out.
+"""``python -m asap_deploy.export ckpt.pth``: checkpoint in, a deployable folder out.
 
+With no options: FP32 and FP16 ONNX graphs, the manifest (the index of every file), parity
+figures and, where TensorRT or TensorRT for RTX is installed, the FP16 engine beside them.
 Writes into a temporary folder beside ``--out`` and renames it into place only when every graph
-exported, validated and was written: an error never leaves a half-written output folder.
+exported, validated and was written: an error never leaves a half-written output folder. The
+engine is then built in a child process and added to the manifest.
 """
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -18,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from .errors import AsapDeployError, ConfigError
 
 EXIT_PARITY = 1
+EXIT_ENGINE = 1
 
 
 def _bool_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
@@ -29,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m asap_deploy.export",
         description="Export an ASAP-Net generator checkpoint to ONNX (g, mlp, asapnet, "
-                    "asapnet_plugin) with a manifest and on-the-spot parity figures.")
+                    "asapnet_plugin; FP32 and FP16) with a manifest and on-the-spot parity "
+                    "figures, and the FP16 TensorRT engine where TensorRT is installed.")
     p.add_argument("checkpoint", nargs="?", help="the authors' *_net_G.pth (omit with --demo)")
     p.add_argument("--demo", metavar="PRESET",
                    help="export a deterministic built-in model with a preset's configuration")
@@ -38,11 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default build/<preset or checkpoint>)")
     p.add_argument("--height", type=int, help="image height; must be 16*S of the checkpoint")
     p.add_argument("--width", type=int, help="image width; a multiple of S")
-    p.add_argument("--input", choices=["one-hot", "labels"], default="one-hot",
-                   help="graph input: float one-hot `label`, or int32 `label_map` "
-                        "(+`instance_map`) with one-hot and edges computed in-graph")
-    p.add_argument("--precision", nargs="+", choices=["fp32", "fp16"], default=["fp32"],
-                   help="one or both; FP16 files get a _fp16 suffix")
+    p.add_argument("--input", choices=["one-hot", "labels", "rgb"],
+                   help="graph input: float one-hot `label` (default for label models), int32 "
+                        "`label_map` (+`instance_map`) with one-hot and edges computed in-graph, "
+                        "or uint8 `rgb` images for models trained with --no_one_hot (the default "
+                        "when opt.txt says so; give it where there is no opt.txt)")
+    p.add_argument("--precision", nargs="+", choices=["fp32", "fp16"], default=["fp32", "fp16"],
+                   help="one or both (default both); FP16 files get a _fp16 suffix")
+    p.add_argument("--engine", choices=["auto", "none", "tensorrt", "tensorrt_rtx"],
+                   default="auto",
+                   help="build the FP16 TensorRT engine beside the graphs: auto (where tensorrt "
+                        "or tensorrt_rtx is installed), none, or that module")
     p.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity check")
     p.add_argument("--parity-batch", type=int, default=1, help="batch size of the parity check")
     p.add_argument("--force", action="store_true",
@@ -90,6 +100,9 @@ def _load_model(args: argparse.Namespace, say: Progress):
 
     preset = load_preset(args.preset or args.demo) if (args.preset or args.demo) else None
     overrides = {**(preset.generator if preset else {}), **_overrides(args)}
+    if args.input == "rgb":  # the authors' --no_one_hot, which needs --label_nc 3
+        overrides.setdefault("label_nc", 3)
+        overrides.update(no_one_hot=True)
     if args.demo:
         if args.checkpoint:
             raise ConfigError("give either a checkpoint or --demo, not both")
@@ -124,13 +137,20 @@ def _resolution(args, cfg, preset, suggested_width, say: Progress):
     return height, width
 
 
-def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse to replace what is not an earlier export (checked before the work and again when
+    the result is moved into place)."""
     if out.exists():
         if not out.is_dir():
             raise ConfigError(f"--out {out} exists and is not a folder")
         if any(out.iterdir()) and not (out / "manifest.json").exists() and not force:
             raise ConfigError(f"--out {out} holds files that are not an asap_deploy export; "
                               f"choose another folder or pass --force")
+
+
+def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
+    _check_out(out, force)
+    if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         out.rename(old)
         tmp.rename(out)
@@ -142,12 +162,14 @@ def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from .fileio import make_temp_dir
     from .onnx_export.exporter import GRAPHS, export_graphs, trace_graphs
     from .onnx_export.manifest import build_manifest, file_entry
     from .onnx_export.verify import FP16_MIN_PSNR, FP32_MAX_ABS, verify
     from .metrics import format_metrics
 
-    steps = 3 + len(args.precision) * (1 if args.no_parity else 2)
+    engine_module = _engine_module(args)
+    steps = 3 + len(args.precision) * (1 if args.no_parity else 2) + int(engine_module is not None)
     say = Progress(steps)
     torch.set_grad_enabled(False)
     gen, source, preset, suggested = _load_model(args, say)
@@ -158,14 +180,16 @@ def run(args: argparse.Namespace) -> int:
                f" MLP {cfg.mlp_spec.channels} ({cfg.num_params} params/cell)")
     name = args.demo or args.preset or Path(args.checkpoint).parent.name or "model"
     out = (args.out or Path("build") / name).resolve()
+    input_mode = _input_mode(args.input, cfg)
+    _check_out(out, args.force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
     try:
         files: List[Dict[str, Any]] = []
         parity: Dict[str, Any] = {}
         plugin_mode = "one_hot"
-        say(f"tracing {height}x{width}, input {args.input}")
-        traced = trace_graphs(gen, height, width, args.input, log=say.detail)
+        say(f"tracing {height}x{width}, input {input_mode}")
+        traced = trace_graphs(gen, height, width, input_mode, log=say.detail)
         for precision in args.precision:
             say(f"building {precision} graphs")
             graphs = export_graphs(gen, height, width, precision, traced, log=say.detail)
@@ -182,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
                     say.detail(f"{graphs[g].filename:<28} {format_metrics(m)}"
                                f"{'' if m['ok'] else '   <-- FAIL'}")
                 parity[precision] = res
-        manifest = build_manifest(cfg, height, width, args.input, files, source, parity, plugin_mode)
+        manifest = build_manifest(cfg, height, width, input_mode, files, source, parity,
+                                  plugin_mode)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         say(f"writing {out}")
         _replace_dir(tmp, out, args.force)
@@ -202,6 +227,64 @@ def run(args: argparse.Namespace) -> int:
         print("error: parity failed; the files are written for inspection, but do not deploy "
               "them. Please report this with the command line.", file=sys.stderr)
         return EXIT_PARITY
+    if engine_module is not None:
+        return _build_engine(out, engine_module, say)
+    return 0
+
+
+def _input_mode(asked: Optional[str], cfg) -> str:
+    if cfg.no_one_hot:
+        if asked not in (None, "rgb"):
+            raise ConfigError(f"this model takes RGB images (trained with --no_one_hot), so its "
+                              f"graphs take `rgb`: drop --input {asked} or pass --input rgb")
+        return "rgb"
+    return asked or "one-hot"
+
+
+def _engine_module(args: argparse.Namespace) -> Optional[str]:
+    """The TensorRT module the engine is built with, or None (said why when it matters)."""
+    if args.engine == "none":
+        return None
+    if "fp16" not in args.precision:
+        if args.engine != "auto":
+            raise ConfigError("--engine builds the FP16 engine: add fp16 to --precision")
+        return None
+    from .engine.trt_module import import_tensorrt
+    from .errors import MissingDependencyError
+
+    try:
+        return import_tensorrt(args.engine)[1]
+    except MissingDependencyError:
+        if args.engine != "auto":
+            raise
+        print("note: no TensorRT module here (tensorrt or tensorrt-rtx): no engine built",
+              flush=True)
+        return None
+
+
+def _build_engine(out: Path, module: str, say: "Progress") -> int:
+    """The FP16 engine beside the graphs (with the C++ plugin when it is built), in a child
+    process; ``build`` adds it to the manifest."""
+    from .engine.builder import BuildError
+    from .engine.naming import engine_path
+    from .engine.plugins import auto_choice
+    from .engine.subprocess_build import build_engine_isolated
+
+    plugin = auto_choice(module)
+    onnx_path = out / ("asapnet_plugin_fp16.onnx" if plugin != "none" else "asapnet_fp16.onnx")
+    plan = engine_path(onnx_path, module)
+    how = ("with the ASAP_SpatialMLP plugin" if plugin != "none" else
+           "standard ops: build the plugin (python -m asap_deploy.build_plugin) for the fused MLP")
+    say(f"building the FP16 engine with {module}, {how}")
+    t0 = time.perf_counter()
+    try:
+        build_engine_isolated(onnx_path, plan, module=module, plugin=plugin)
+    except BuildError as exc:
+        print(f"error: {exc}; the ONNX graphs in {out} are complete: build the engine later with "
+              f"python -m asap_deploy.build {onnx_path}", file=sys.stderr)
+        return EXIT_ENGINE
+    print(f"  {plan.name:<28} {plan.stat().st_size / 2**20:8.1f} MiB  "
+          f"({time.perf_counter() - t0:.1f}s)")
     return 0
 
 

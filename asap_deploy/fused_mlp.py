@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import AsapDeployError, MissingDependencyError
+from .locations import engines_dir
 from .mlp_spec import MLPSpec
 
 SHAPE_FIELDS = ("in_channels", "hidden_width", "depth", "out_channels", "downsampling",
@@ -29,8 +30,7 @@ DTYPE_CODES = {"float32": FLOAT32, "float16": FLOAT16, "int32": INT32}
 NCHW, NHWC = 0, 1
 #: asap_spatial_mlp_path's answers
 KERNEL_PATHS = ("tensor_cores", "generic_shared", "generic_global")
-#: where ``python -m asap_deploy.build_plugin`` writes by default (relative to the working dir)
-DEFAULT_DIR = Path("build/engines")
+DEFAULT_DIR = engines_dir()  # where python -m asap_deploy.build_plugin writes by default
 KERNEL_LIBRARY = "libasap_spatial_mlp.so"
 EMULATION_LIBRARY = "libasap_spatial_mlp_emu.so"
 CPU_LIBRARY = "libasap_spatial_mlp_cpu.so"

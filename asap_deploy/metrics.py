@@ -7,8 +7,10 @@ import numpy as np
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """The authors' saving: (y + 1) / 2 * 255, clipped, truncated (not rounded)."""
-    return np.clip((image.astype(np.float64) + 1.0) / 2.0 * 255.0, 0, 255).astype(np.uint8)
+    """The authors' saving: (y + 1) / 2 * 255 in float32, clipped, truncated (not rounded)."""
+    from .postprocess import to_uint8_nchw
+
+    return to_uint8_nchw(image)
 
 
 def psnr(test: np.ndarray, ref: np.ndarray, peak_to_peak: float = 2.0) -> float:

@@ -20,6 +20,7 @@ from .harness import cli_common
 from .harness.report import environment, markdown_table, terminal_table, write_json
 from .metrics import compare, to_uint8
 from .onnx_export.verify import passes
+from .runners import registry
 from .runners.base import RunnerUnavailable
 
 #: Polygraphy CompareFunc.simple tolerances on the mean absolute error, per precision
@@ -85,27 +86,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for src in cli_common.models(args):
             feeds = src.feeds(args.batch, args.seed)
             ref = src.gen(torch.from_numpy(feeds["label"])).numpy()
-            for name, runner in cli_common.runners_for(src, cli_common.backends(args), args):
-                base = {"model": src.name, "resolution": f"{src.height}x{src.width}", "backend": name}
-                try:
-                    runner.activate()
-                except RunnerUnavailable as exc:
-                    results.append({**base, "skipped": str(exc)})
-                    continue
-                out = runner.infer(feeds)
-                m = compare(out, ref)
-                prec = runner.precision
-                ours = passes(m, prec, image=True)
-                poly = polygraphy_verdict(ref, out, runner.name, prec)
-                ok = ours and poly is not False
-                failed |= not ok
-                results.append({**base, "runner": runner.describe(), **m, "polygraphy_pass": poly,
-                                "pass": ok})
-                if args.out:
-                    args.out.mkdir(parents=True, exist_ok=True)
-                    save_panels(args.out / f"{src.name}_{runner.name}.png", ref, out,
-                                f"{runner.name} (PSNR {m['psnr_db']:.1f} dB)")
-                runner.deactivate()
+            ctx = cli_common.context(src, args)
+            for name in cli_common.backends(args):
+                base = {"model": src.name, "resolution": f"{src.height}x{src.width}",
+                        "backend": name}
+                r = _compare_one(registry.get(name), ctx, feeds, ref, src.name, args.out)
+                failed |= not r.get("pass", True)
+                results.append({**base, **r})
     except AsapDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -113,6 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for r in results:
         if r.get("skipped"):
             body.append([r["model"], r["backend"], "", "", "", "", "", "skipped: " + r["skipped"]])
+        elif r.get("error"):
+            body.append([r["model"], r["backend"], "", "", "", "", "", "FAILED: " + r["error"]])
         else:
             body.append([r["model"], r["runner"]["name"], f"{r['max_abs']:.2e}", f"{r['mean_abs']:.2e}",
                          f"{r['psnr_db']:.1f}", f"{100 * r['pixels_8bit_differ']:.3f}",
@@ -120,11 +109,46 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "pass" if r["pass"] else "FAIL"])
     print(terminal_table(HEADER, body))
     if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)  # also when no backend could run
         env = environment("python -m asap_deploy.parity")
         write_json(args.out / "parity.json", {"environment": env, "results": results})
         (args.out / "parity.md").write_text(f"Device: {env.get('gpu') or env['cpu']}; command: "
                                             f"`{env['command']}`\n\n" + markdown_table(HEADER, body))
     return 1 if failed else 0
+
+
+def _compare_one(backend, ctx, feeds, ref: np.ndarray, model: str, out: Optional[Path]) -> Dict:
+    """One backend against the reference; its runner is deactivated before the next one starts."""
+    why = backend.reason(ctx)
+    if why:
+        return {"skipped": why}
+    try:
+        runner = backend.create(ctx)
+        runner.activate()
+    except RunnerUnavailable as exc:
+        return {"skipped": str(exc)}
+    except AsapDeployError as exc:
+        return {"error": str(exc), "pass": False}
+    try:
+        got = runner.infer(feeds)
+        describe = runner.describe()
+    except AsapDeployError as exc:
+        return {"error": str(exc), "pass": False}
+    finally:
+        runner.deactivate()
+    if got.shape != ref.shape:
+        return {"error": f"{describe['name']} returned shape {list(got.shape)}, the reference "
+                         f"{list(ref.shape)}", "pass": False}
+    m = compare(got, ref)
+    prec = backend.precision
+    ours = passes(m, prec, image=True)
+    poly = polygraphy_verdict(ref, got, describe["name"], prec)
+    ok = ours and poly is not False
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        save_panels(out / f"{model}_{describe['name']}.png", ref, got,
+                    f"{describe['name']} (PSNR {m['psnr_db']:.1f} dB)")
+    return {"runner": describe, **m, "polygraphy_pass": poly, "pass": ok}
 
 
 if __name__ == "__main__":

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import onnx
 
 from ..errors import AsapDeployError
+from ..fileio import atomic_write
 from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 from .plugins import enable_plugin
 from .trt_module import import_tensorrt, trt_version
@@ -116,18 +115,6 @@ class BuildOptions:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict[str, Any]:
     """Build, write the engine and its sidecar atomically, and return the sidecar."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
@@ -169,12 +156,17 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict
             raise BuildError(f"input {t.name} has dynamic dims {dims}: only the batch axis may be")
         shapes[t.name] = {"min": [lo, *dims[1:]], "opt": [mid, *dims[1:]], "max": [hi, *dims[1:]]}
         profile.set_shape(t.name, *(tuple(shapes[t.name][k]) for k in ("min", "opt", "max")))
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:
+        raise BuildError(f"TensorRT rejected the batch profile {opts.batch} for inputs "
+                         f"{', '.join(shapes)}" + (f": {log.errors[-1]}" if log.errors else ""))
     if opts.optimization_level is not None:
         config.builder_optimization_level = opts.optimization_level
     if opts.workspace_mib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
     cache, notes = None, []
+    if plugin.get("note"):
+        notes.append(plugin["note"])
+        print(f"note: {notes[-1]}", file=sys.stderr)
     if opts.timing_cache is not None and flavour == "tensorrt_rtx":
         notes.append("TensorRT for RTX has no timing cache (it specialises kernels at run time; "
                      "its runtime cache plays that role): --timing-cache ignored")
@@ -182,7 +174,12 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict
     elif opts.timing_cache is not None:
         blob = Path(opts.timing_cache).read_bytes() if Path(opts.timing_cache).is_file() else b""
         cache = config.create_timing_cache(blob)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if cache is None:
+            raise BuildError(f"{opts.timing_cache} is not a TensorRT timing cache: delete it or "
+                             f"pass another --timing-cache path")
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            raise BuildError(f"timing cache {opts.timing_cache} was made by another TensorRT "
+                             f"version or GPU: delete it or pass another --timing-cache path")
     if opts.progress:
         config.progress_monitor = _progress_monitor(trt)
 
@@ -209,10 +206,10 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict
         "notes": notes,
         **opts.extra,
     }
-    _atomic_write(engine_path, engine_bytes)
-    _atomic_write(sidecar_path(engine_path), (json.dumps(sidecar, indent=2) + "\n").encode())
+    atomic_write(engine_path, engine_bytes)
+    atomic_write(sidecar_path(engine_path), (json.dumps(sidecar, indent=2) + "\n").encode())
     if cache is not None:
-        _atomic_write(Path(opts.timing_cache), bytes(cache.serialize()))
+        atomic_write(Path(opts.timing_cache), bytes(cache.serialize()))
     return sidecar
 
 

@@ -73,21 +73,42 @@ def rtx_plugin_blocker() -> Optional[str]:
             f"Fix: ln -s libtensorrt_rtx.so.1 {where}/libtensorrt_rtx.so")
 
 
-def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
-                  kernel_library: Optional[Path] = None) -> Dict[str, str]:
-    """``choice``: "auto" (C++ library if built, else Python), "python", "none", or a path."""
-    if choice == "none":
-        return {"kind": "none"}
+NO_PLUGIN_NOTE = ("no ASAP_SpatialMLP plugin is built here (python -m asap_deploy.build_plugin): "
+                  "the node runs as its standard-op ONNX function")
+
+
+def auto_choice(flavour: str, kernel_library: Optional[Path] = None) -> str:
+    """What ``auto`` means on this machine: the C++ library when it is built, else the Python
+    plugin where it can run (full TensorRT and the compiled kernel library), else ``none``."""
+    if DEFAULT_CPP.is_file():
+        return str(DEFAULT_CPP)
+    if flavour == "tensorrt" and Path(kernel_library or DEFAULT_DIR / KERNEL_LIBRARY).is_file():
+        return "python"
+    return "none"
+
+
+def _refuse_rtx_abort(flavour: str) -> None:
     blocker = rtx_plugin_blocker() if flavour == "tensorrt_rtx" else None
     if blocker:
         raise PluginError(f"TensorRT for RTX cannot use the {PLUGIN_OP} plugin here: {blocker} "
                           f"(or pass --plugin none to build the node's standard-op function)")
+
+
+def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
+                  kernel_library: Optional[Path] = None) -> Dict[str, str]:
+    """``choice``: "auto" (see ``auto_choice``), "python", "none", or a path."""
+    if choice == "none":
+        return {"kind": "none"}
     if registered(trt):
+        _refuse_rtx_abort(flavour)
         return {"kind": "preregistered"}
-    if choice not in ("auto", "python"):
+    if choice == "auto":
+        choice = auto_choice(flavour, kernel_library)
+        if choice == "none":
+            return {"kind": "none", "note": NO_PLUGIN_NOTE}
+    _refuse_rtx_abort(flavour)
+    if choice != "python":
         return load_cpp_plugin(trt, Path(choice))
-    if choice == "auto" and DEFAULT_CPP.is_file():
-        return load_cpp_plugin(trt, DEFAULT_CPP)
     from .python_plugin import register_python_plugin
 
     register_python_plugin(trt, kernel_library)

@@ -67,9 +67,9 @@ HEADER = ["model", "H x W", "backend", "timer", "compute median ms", "compute p9
 def rows(results: List[Dict]) -> List[List[str]]:
     out = []
     for r in results:
-        if r.get("skipped"):
-            out.append([r["model"], r["resolution"], r["backend"], "", "", "", "", "",
-                        "skipped: " + r["skipped"]])
+        if r.get("skipped") or r.get("failed"):
+            status = "skipped: " + r["skipped"] if r.get("skipped") else "FAILED: " + r["failed"]
+            out.append([r["model"], r["resolution"], r["backend"], "", "", "", "", "", status])
             continue
         out.append([r["model"], r["resolution"], r["runner"]["name"], r["timer"],
                     f"{r['compute']['median']:.3f}", f"{r['compute']['p99']:.3f}",
@@ -106,7 +106,7 @@ def plot_latency(results: List[Dict], path: Path, title: str) -> Optional[str]:
         return "matplotlib is not installed (pip install matplotlib)"
     series: Dict[str, List] = {}
     for r in results:
-        if not r.get("skipped"):
+        if not r.get("skipped") and not r.get("failed"):
             series.setdefault(r["runner"]["name"], []).append((r["megapixels"], r["compute"]["median"]))
     if not series:
         return "no backend ran"

@@ -10,8 +10,9 @@ import torch
 from ..model import ASAPNetGenerator
 from ..sample_inputs import scene_feeds
 from .fp16 import convert_to_fp16
-from .graphs import (FullGraph, GGraph, StageGraph, TensorSpec, _Inputs, generator_input_names,
-                     image_spec, input_specs, params_spec, stage_input_names, stage_mode_for)
+from .graphs import (FullGraph, GGraph, StageGraph, TensorSpec, _Inputs, composes_encoder,
+                     generator_input_names, image_spec, input_specs, params_spec,
+                     stage_input_names, stage_mode_for)
 from .plugin_node import build_plugin_model
 from .torch_export import export_module
 from .validate import infer_and_check
@@ -46,9 +47,9 @@ class TracedGraphs:
     g: onnx.ModelProto
     mlp: onnx.ModelProto
     asapnet: onnx.ModelProto
-    encoder: Optional[onnx.ModelProto] = None      # label_ids_edges only: maps -> label
-    g_one_hot: Optional[onnx.ModelProto] = None    # label_ids_edges only
-    mlp_one_hot: Optional[onnx.ModelProto] = None  # label_ids_edges only
+    encoder: Optional[onnx.ModelProto] = None      # composes_encoder(stage_mode): inputs -> label
+    g_one_hot: Optional[onnx.ModelProto] = None    # composes_encoder(stage_mode) only
+    mlp_one_hot: Optional[onnx.ModelProto] = None  # composes_encoder(stage_mode) only
 
 
 def trace_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str,
@@ -72,9 +73,9 @@ def trace_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str
         g=trace(GGraph(gen, input_mode), pool, names, "params", "g"),
         mlp=trace(StageGraph(gen, stage_mode), pool, stage_names + ["params"], "image", "mlp"),
         asapnet=trace(FullGraph(gen, input_mode), pool, names, "image", "asapnet"))
-    if stage_mode == "label_ids_edges":
-        # the MLP also reads the edge channel: encode in-graph, feed the one-hot tensor to the node
-        t.encoder = trace(_Inputs(cfg, True), pool, names, "label", "label encoder")
+    if composes_encoder(stage_mode):
+        # the node reads float label channels (RGB, or one-hot + edges): encode in-graph first
+        t.encoder = trace(_Inputs(cfg, input_mode), pool, names, "label", "input encoder")
         t.g_one_hot = trace(GGraph(gen, "one-hot"), pool, ["label"], "params", "g (one-hot)")
         t.mlp_one_hot = trace(StageGraph(gen, "one_hot"), pool, ["label", "params"], "image",
                               "mlp (one-hot)")
@@ -100,7 +101,7 @@ def export_graphs(gen: ASAPNetGenerator, height: int, width: int, precision: str
     mlp = precise(traced.mlp, [])
     full = precise(traced.asapnet, float_in + ["image"])
     log("composing asapnet_plugin")
-    if traced.stage_mode == "label_ids_edges":
+    if composes_encoder(traced.stage_mode):
         encoder, front, func = (traced.encoder, precise(traced.g_one_hot, ["label"]),
                                 precise(traced.mlp_one_hot, []))
         plugin_mode, node_input = "one_hot", "label"
