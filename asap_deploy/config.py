@@ -13,6 +13,7 @@ from .mlp_spec import MLPSpec
 
 PADDINGS = ("zero", "reflect", "replicate")
 GRID_ROWS = 16  # S = H / 16 in the authors' code, so the parameter grid always has 16 rows
+_FIELD_TYPES = {"int": int, "bool": bool, "str": str}
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class GeneratorConfig:
     output_nc: int = 3
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.padding not in PADDINGS:
             raise ConfigError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         for name in ("label_nc", "lr_width", "lr_max_width", "hr_width", "output_nc"):
@@ -49,6 +51,18 @@ class GeneratorConfig:
         if self.hr_in_channels < 1:
             raise ConfigError("the pixelwise MLP would get no label channel")
         self.mlp_spec  # validates hr_depth
+
+    def _check_types(self) -> None:
+        """Each field has its annotated type (bool is not an int here): a value read from a file
+        fails with the option's name instead of a TypeError deep inside the model."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), _FIELD_TYPES[str(f.type)]
+            if kind is bool and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be True or False, got {value!r}")
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{f.name} must be an integer, got {value!r}")
+            if kind is str and not isinstance(value, str):
+                raise ConfigError(f"{f.name} must be a string, got {value!r}")
 
     # -- derived quantities ------------------------------------------------------------------
     @property
