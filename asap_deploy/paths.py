@@ -40,7 +40,7 @@ def input_file(path: PathLike, what: str = "input file", hint: str = "",
             raise InputPathError(f"{what} not found: {p} ({parent} is a file, not a folder)")
         raise InputPathError(f"{what} not found: {p}{fix}")
     if p.is_dir():
-        raise InputPathError(f"{p} is a directory, not a {what} file: pass the file itself{fix}")
+        raise InputPathError(f"{p} is a directory, not a file: pass the {what} itself{fix}")
     if not p.is_file():
         raise InputPathError(f"{p} is not a regular file (a device or pipe?): pass a {what}")
     try:
