@@ -144,36 +144,46 @@ def build_trt_plugin(out_dir: Path, trt_root: Path, archs: Sequence[str] = DEFAU
                                          "the TensorRT plugin library"))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asap_deploy.build_plugin", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    from . import cli
+
+    p = cli.ArgumentParser(prog="python -m asap_deploy.build_plugin", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=DEFAULT_DIR)
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
                    help="SM versions (default: 75 80 86 89 90, plus PTX of the newest)")
     p.add_argument("--tensorrt-root", help="TensorRT install with include/ and lib/")
     p.add_argument("--no-plugin", action="store_true", help="skip the TensorRT plugin")
     p.add_argument("--no-cpu", action="store_true", help="skip the CPU reference library")
-    args = p.parse_args(argv)
-    try:
-        built = [build_kernel_library(args.out, args.arch)]
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from .paths import output_dir
+
+    output_dir(args.out, "library folder")
+    built = [build_kernel_library(args.out, args.arch)]
+    print(f"built {built[-1]}")
+    if not args.no_cpu:
+        built.append(build_cpu_reference(args.out))
         print(f"built {built[-1]}")
-        if not args.no_cpu:
-            built.append(build_cpu_reference(args.out))
-            print(f"built {built[-1]}")
-        if not args.no_plugin:
-            try:
-                root = find_tensorrt(args.tensorrt_root)
-            except MissingDependencyError as exc:
-                print(f"skipped the TensorRT plugin: {exc}")
-            else:
-                for registration in PLUGIN_LIBRARIES:
-                    built.append(build_trt_plugin(args.out, root, args.arch,
-                                                  registration=registration))
-                    print(f"built {built[-1]}")
-    except AsapDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    if not args.no_plugin:
+        try:
+            root = find_tensorrt(args.tensorrt_root)
+        except MissingDependencyError as exc:
+            print(f"skipped the TensorRT plugin: {exc}")
+        else:
+            for registration in PLUGIN_LIBRARIES:
+                built.append(build_trt_plugin(args.out, root, args.arch,
+                                              registration=registration))
+                print(f"built {built[-1]}")
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from . import cli
+
+    return cli.entry(build_parser, run)(argv)
 
 
 if __name__ == "__main__":
