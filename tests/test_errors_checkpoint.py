@@ -112,13 +112,16 @@ def test_truncated_checkpoint_message_is_complete(tmp_path, capsys):
 
 
 def test_truncated_legacy_checkpoint_is_not_called_loadable(tmp_path, capsys):
+    """A legacy (pre-zip) file cut inside its pickle stream: torch says the file 'can still be
+    loaded' and names a nonsense global; the message must say it is damaged instead."""
     ckpt = tmp_path / "ck" / "latest_net_G.pth"
     ckpt.parent.mkdir()
-    torch.save(state_dict(), ckpt, _use_new_zipfile_serialization=False)
-    data = ckpt.read_bytes()
-    ckpt.write_bytes(data[: len(data) // 2])
-    line = _export_fails(ckpt, capsys, "re-download or re-save it")
-    assert "can still be loaded" not in line and "GLOBAL" not in line
+    torch.save(OrderedDict([("lowres_stream.model.0.0.weight", torch.zeros(3))]), ckpt,
+               _use_new_zipfile_serialization=False)
+    ckpt.write_bytes(ckpt.read_bytes()[:140])
+    line = _export_fails(ckpt, capsys, "not a readable PyTorch checkpoint", "malformed",
+                         "re-download or re-save it")
+    assert "can still be loaded" not in line and "GLOBAL" not in line and "\x1b" not in line
 
 
 class _Evil:

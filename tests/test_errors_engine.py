@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from asap_deploy.cli import report
-from asap_deploy.engine import cuda_device, loader
-from asap_deploy.engine.builder import (BuildError, BuildFailed, BuildOptions, build_engine,
-                                        sidecar_path)
-from asap_deploy.engine.loader import (EngineDamagedError, EngineIncompatibleError,
-                                       check_compatible, load_engine)
+from asap_deploy.engine import loader
+from asap_deploy.engine.builder import BuildError, BuildOptions, build_engine, sidecar_path
+from asap_deploy.engine.loader import EngineMismatchError, check_compatible, load_engine
 from asap_deploy.errors import MissingDependencyError
 from asap_deploy.export import main as export_main
 from error_cases import WIDTH, assert_one_error_line, save
@@ -56,10 +53,19 @@ def engine_copy(engine, tmp_path):
 
 
 # -- building in a child process -------------------------------------------------------------
+def _no_gpu_here():
+    from asap_deploy.engine import cuda_device
+    if cuda_device.probe().first is not None:
+        pytest.skip("this machine has a GPU")
+    return cuda_device
+
+
 def test_tensorrt_abort_is_one_line_and_the_caller_survives(exported, tmp_path, capsys,
                                                            monkeypatch):
     """TensorRT for RTX aborts (SIGABRT) parsing our node with a Python creator registered."""
     _rtx()
+    from asap_deploy.cli import report
+    from asap_deploy.engine.builder import BuildFailed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH",
                                                                                  "")]))
     plan = tmp_path / "p.plan"
@@ -104,14 +110,14 @@ def test_in_process_and_child_builds_agree(exported, tmp_path):
 
 # -- loading ---------------------------------------------------------------------------------
 def _pretend_gpu(monkeypatch, cc="8.6"):
+    from asap_deploy.engine import cuda_device
     monkeypatch.setattr(loader, "probe", lambda: cuda_device.CudaDevices(
         [{"name": "Pretend GPU", "compute_capability": cc}], "13.0"))
 
 
 def test_good_engine_without_gpu_says_no_gpu_not_damaged(engine):
-    if cuda_device.probe().first is not None:
-        pytest.skip("this machine has a GPU")
-    with pytest.raises(EngineIncompatibleError) as e:
+    cuda_device = _no_gpu_here()
+    with pytest.raises(EngineMismatchError) as e:
         load_engine(engine)
     assert e.value.reason == "no_gpu" and e.value.exit_code == 3
     msg = str(e.value)
@@ -127,18 +133,19 @@ def test_damaged_engine_is_told_by_the_sidecar_hash(engine_copy, how, needle):
     data = engine_copy.read_bytes()
     engine_copy.write_bytes(data[:1000] if how == "truncate" else
                             data[:5000] + bytes([data[5000] ^ 1]) + data[5001:])
-    with pytest.raises(EngineDamagedError) as e:
+    with pytest.raises(EngineMismatchError) as e:
         load_engine(engine_copy)
+    assert type(e.value).__name__ == "EngineDamagedError"
     assert needle in str(e.value) and "rebuild it: python -m asap_deploy.build" in str(e.value)
     assert e.value.exit_code == 2
 
 
 def test_damaged_sidecar(engine_copy):
     sidecar_path(engine_copy).write_text("{not json")
-    with pytest.raises(EngineDamagedError, match="is not valid JSON"):
+    with pytest.raises(EngineMismatchError, match="is not valid JSON"):
         load_engine(engine_copy)
     sidecar_path(engine_copy).write_text('{"hello": 1}')
-    with pytest.raises(EngineDamagedError, match="is not an engine sidecar"):
+    with pytest.raises(EngineMismatchError, match="is not an engine sidecar"):
         load_engine(engine_copy)
 
 
@@ -146,7 +153,7 @@ def test_another_tensorrt_version(engine_copy):
     side = json.loads(sidecar_path(engine_copy).read_text())
     side["tensorrt_version"] = "0.9.0"
     sidecar_path(engine_copy).write_text(json.dumps(side))
-    with pytest.raises(EngineIncompatibleError, match="only load in the TensorRT version") as e:
+    with pytest.raises(EngineMismatchError, match="only load in the TensorRT version") as e:
         load_engine(engine_copy)
     assert e.value.reason == "tensorrt"
 
@@ -154,7 +161,7 @@ def test_another_tensorrt_version(engine_copy):
 def test_another_gpu():
     side = {"onnx": "m.onnx", "tensorrt_module": "tensorrt", "tensorrt_version": "11.1.0",
             "gpu": {"name": "NVIDIA H100", "compute_capability": "9.0"}}
-    with pytest.raises(EngineIncompatibleError, match="built for NVIDIA H100 .sm 9.0.") as e:
+    with pytest.raises(EngineMismatchError, match="built for NVIDIA H100 .sm 9.0.") as e:
         check_compatible(side, "tensorrt", "11.1.0", {"name": "RTX 2080 Ti",
                                                       "compute_capability": "7.5"})
     assert e.value.reason == "gpu"
@@ -165,7 +172,7 @@ def test_missing_plugin(engine_copy, tmp_path, monkeypatch):
     side = json.loads(sidecar_path(engine_copy).read_text())
     side["plugin"] = {"name": "ASAP_SpatialMLP", "kind": "cpp", "library": "/gone/lib.so"}
     sidecar_path(engine_copy).write_text(json.dumps(side))
-    with pytest.raises(EngineIncompatibleError, match="uses the ASAP_SpatialMLP plugin .cpp at "
+    with pytest.raises(EngineMismatchError, match="uses the ASAP_SpatialMLP plugin .cpp at "
                                                       "build time.*not found") as e:
         load_engine(engine_copy, plugin=str(tmp_path / "missing_plugin.so"))
     assert e.value.reason == "plugin"
@@ -173,10 +180,9 @@ def test_missing_plugin(engine_copy, tmp_path, monkeypatch):
 
 def test_tensorrt_refusal_is_classified_from_its_log(engine, monkeypatch):
     """With a GPU pretended, TensorRT itself fails here (no driver): said as a GPU problem."""
-    if cuda_device.probe().first is not None:
-        pytest.skip("this machine has a GPU")
+    _no_gpu_here()
     _pretend_gpu(monkeypatch)
-    with pytest.raises(EngineIncompatibleError) as e:
+    with pytest.raises(EngineMismatchError) as e:
         load_engine(engine)
     assert e.value.reason == "no_gpu" and "damaged" not in str(e.value)
     side = {"onnx": "m.onnx"}
@@ -188,6 +194,7 @@ def test_tensorrt_refusal_is_classified_from_its_log(engine, monkeypatch):
 
 
 def test_probe_names_the_reason_without_a_driver(monkeypatch):
+    from asap_deploy.engine import cuda_device
     monkeypatch.setattr(cuda_device, "_DRIVER", "libcuda-that-does-not-exist.so.1")
     found = cuda_device.probe()
     assert found.first is None and "libcuda-that-does-not-exist.so.1 not found" in found.problem

@@ -9,10 +9,28 @@ import sys
 import pytest
 
 from asap_deploy.build import main as build_main
-from asap_deploy.errors import ExportIntegrityError, InputPathError
 from asap_deploy.export import main as export_main
-from asap_deploy.export_folder import export_of, reexport_command, verify_export
 from error_cases import WIDTH, assert_one_error_line, save
+
+
+def verify_export(*a, **k):
+    from asap_deploy.export_folder import verify_export
+    return verify_export(*a, **k)
+
+
+def export_of(*a, **k):
+    from asap_deploy.export_folder import export_of
+    return export_of(*a, **k)
+
+
+def reexport_command(*a, **k):
+    from asap_deploy.export_folder import reexport_command
+    return reexport_command(*a, **k)
+
+
+def _errors():
+    from asap_deploy import errors
+    return errors
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +62,7 @@ def test_a_good_export_verifies(folder):
     ex = verify_export(folder)
     assert ex.config.label_nc == 5 and ex.width == int(WIDTH)
     assert ex.file("asapnet.onnx") == folder / "asapnet.onnx"
-    with pytest.raises(InputPathError, match="has no asapnet_fp16.onnx.*--precision fp32"):
+    with pytest.raises(_errors().InputPathError, match="has no asapnet_fp16.onnx.*--precision fp32"):
         ex.file("asapnet_fp16.onnx")
     assert export_of(folder / "asapnet.onnx").path == folder
 
@@ -74,7 +92,7 @@ def _damage(folder, how):
 ])
 def test_damaged_file_names_it_and_the_reexport(folder, how, needle):
     _damage(folder, how)
-    with pytest.raises(ExportIntegrityError) as e:
+    with pytest.raises(_errors().ExportIntegrityError) as e:
         verify_export(folder)
     msg = str(e.value)
     assert needle in msg and "asapnet.onnx" in msg and "\n" not in msg
@@ -99,7 +117,7 @@ def test_build_refuses_a_file_that_does_not_match_its_manifest(folder, capsys, h
 ])
 def test_garbage_manifest(folder, capsys, content, needle):
     (folder / "manifest.json").write_bytes(content)
-    with pytest.raises(ExportIntegrityError, match="re-export"):
+    with pytest.raises(_errors().ExportIntegrityError, match="re-export"):
         verify_export(folder)
     rc = build_main([str(folder / "asapnet.onnx"), "--out", str(folder / "a.plan")])
     assert rc == 2
@@ -122,18 +140,18 @@ def test_foreign_or_edited_manifest(folder, edit, needle):
     man = _manifest(folder)
     edit(man)
     _write_manifest(folder, man)
-    with pytest.raises(ExportIntegrityError) as e:
+    with pytest.raises(_errors().ExportIntegrityError) as e:
         verify_export(folder)
     assert needle in str(e.value) and "re-export" in str(e.value)
 
 
 def test_missing_folder_or_manifest(tmp_path, folder):
-    with pytest.raises(InputPathError, match="export folder not found"):
+    with pytest.raises(_errors().InputPathError, match="export folder not found"):
         verify_export(tmp_path / "nope")
-    with pytest.raises(InputPathError, match="is a file, not an export folder"):
+    with pytest.raises(_errors().InputPathError, match="is a file, not an export folder"):
         verify_export(folder / "g.onnx")
     (folder / "manifest.json").unlink()
-    with pytest.raises(InputPathError, match="has no manifest.json"):
+    with pytest.raises(_errors().InputPathError, match="has no manifest.json"):
         verify_export(folder)
     assert export_of(folder / "g.onnx") is None  # a standalone ONNX file: build may use it
 
@@ -145,7 +163,7 @@ def test_changed_source_checkpoint(folder):
     try:
         with open(src, "ab") as f:
             f.write(b"\0")
-        with pytest.raises(ExportIntegrityError, match="changed since"):
+        with pytest.raises(_errors().ExportIntegrityError, match="changed since"):
             verify_export(folder, files=[], check_source=True)
     finally:
         open(src, "wb").write(backup)
