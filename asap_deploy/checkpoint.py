@@ -162,10 +162,13 @@ def _find_generator_dict(obj: Any, path: Path) -> Dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: key {foreign[0]!r}{more} is not a tensor of the ASAP-Net "
                               f"generator (all of whose keys are lowres_stream.model.*); "
                               f"{_RESAVE}")
-    prefixes = sorted({k[:k.index(_PREFIX)] for k in obj})
-    if len(prefixes) > 1:
-        raise CheckpointError(f"{path}: keys have different prefixes ({', '.join(map(repr, prefixes))}"
-                              f"), so the file holds more than one model; {_RESAVE}")
+    example: Dict[str, str] = {}
+    for k in obj:
+        example.setdefault(k[:k.index(_PREFIX)], k)
+    if len(example) > 1:
+        shown = ", ".join(f"{p!r} as in {k!r}" for p, k in sorted(example.items()))
+        raise CheckpointError(f"{path}: keys have different prefixes ({shown}), so the file holds "
+                              f"more than one model; {_RESAVE}")
     out: Dict[str, torch.Tensor] = {}
     for k, v in obj.items():
         if not isinstance(v, torch.Tensor):

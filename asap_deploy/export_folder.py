@@ -114,7 +114,7 @@ def read_manifest(folder: Union[str, Path]) -> Dict[str, Any]:
         raise ExportIntegrityError(f"{path} is not an asap_deploy manifest (no "
                                    f"{', '.join(repr(k) for k in missing)}): {again}")
     again = f"re-export it: {reexport_command(folder, man)}"
-    if man["manifest_version"] != MANIFEST_VERSION:
+    if type(man["manifest_version"]) is not int or man["manifest_version"] != MANIFEST_VERSION:
         raise ExportIntegrityError(
             f"{path} has manifest_version {man['manifest_version']!r}; this asap_deploy reads "
             f"version {MANIFEST_VERSION}: {again}")

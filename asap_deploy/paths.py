@@ -56,18 +56,6 @@ def input_file(path: PathLike, what: str = "input file", hint: str = "",
     return p
 
 
-def input_dir(path: PathLike, what: str = "folder", hint: str = "") -> Path:
-    p = Path(path)
-    fix = f" ({hint})" if hint else ""
-    if not p.exists():
-        raise InputPathError(f"{what} not found: {p}{fix}")
-    if not p.is_dir():
-        raise InputPathError(f"{p} is a file, not a {what}{fix}")
-    if not os.access(p, os.R_OK | os.X_OK):
-        raise InputPathError(f"cannot read {what} {p}: permission denied")
-    return p
-
-
 def _probe_writable(folder: Path, target: Path, what: str) -> None:
     """Create and remove a file in ``folder``: the only test that also holds for root, read-only
     mounts and ACLs (``os.access`` answers yes for root on a read-only bind mount)."""

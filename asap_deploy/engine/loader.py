@@ -59,12 +59,20 @@ def read_sidecar(engine_path: Path) -> Dict[str, Any]:
         data = json.loads(side.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EngineDamagedError(f"{side} is not valid JSON ({exc}); rebuild the engine") from None
-    missing = [k for k in ("tensorrt_module", "tensorrt_version", "engine_sha256")
-               if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise EngineDamagedError(f"{side} is not an engine sidecar (no {', '.join(missing)}); "
-                                 f"rebuild the engine with python -m asap_deploy.build")
+    if not isinstance(data, dict):
+        raise EngineDamagedError(f"{side} holds a JSON {type(data).__name__}, not an engine "
+                                 f"sidecar; rebuild the engine with python -m asap_deploy.build")
     return data
+
+
+def _check_sidecar(engine_path: Path, sidecar: Dict[str, Any]) -> None:
+    """What loading needs from the sidecar (``read_sidecar`` alone also serves cache checks)."""
+    missing = [k for k in ("tensorrt_module", "tensorrt_version", "engine_sha256")
+               if k not in sidecar]
+    if missing:
+        raise EngineDamagedError(f"{sidecar_path(engine_path)} is not an engine sidecar (no "
+                                 f"{', '.join(missing)}); rebuild the engine with python -m "
+                                 f"asap_deploy.build")
 
 
 def check_integrity(engine_path: Path, sidecar: Dict[str, Any]) -> None:
@@ -176,6 +184,7 @@ def load_engine(engine_path: Path, module: str = "auto", plugin: str = "auto",
     except InputPathError as exc:
         raise EngineMismatchError(str(exc)) from None
     sidecar = read_sidecar(engine_path)
+    _check_sidecar(engine_path, sidecar)
     check_integrity(engine_path, sidecar)
     trt, flavour = import_tensorrt(module if module != "auto" else
                                    sidecar.get("tensorrt_module", "auto"))
