@@ -194,7 +194,11 @@ def replace(staging: Path, out: Path, force: bool = False,
             if old.exists():
                 shutil.rmtree(old)
             out.rename(old)
-            staging.rename(out)
+            try:
+                staging.rename(out)
+            except BaseException:  # put the previous export back before reporting
+                old.rename(out)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         _fsync_dir(out.parent)
     return notes

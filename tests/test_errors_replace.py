@@ -2,7 +2,6 @@
 steps of the swap leaves something the next run recovers (the previous or the new export at
 --out, never a missing --out with the old one hidden), and leftovers of dead processes go away."""
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -121,15 +120,12 @@ def test_export_after_a_crash_restores_then_replaces(tmp_path, capsys):
     process): the next export, even one that then fails, brings the previous export back."""
     ckpt = save(tmp_path / "ck")
     out = tmp_path / "out"
-    assert export_main([str(ckpt), "--width", WIDTH, "--out", str(out), "--no-parity"]) == 0
-    first = (out / "manifest.json").read_text()
     dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True).stdout.strip()
-    os.rename(out, tmp_path / f".out.old-{dead_pid}")
-    capsys.readouterr()
+    _export_like(tmp_path / f".out.old-{dead_pid}", "previous")
     # a failing run (bad width) still recovers first
     assert export_main([str(ckpt), "--width", "100", "--out", str(out), "--no-parity"]) == 2
-    assert (out / "manifest.json").read_text() == first and _leftovers(tmp_path) == []
+    assert _tag(out) == "previous" and _leftovers(tmp_path) == []
     assert export_main([str(ckpt), "--width", "96", "--out", str(out), "--no-parity"]) == 0
     assert json.loads((out / "manifest.json").read_text())["width"] == 96
     assert _leftovers(tmp_path) == []
