@@ -389,10 +389,11 @@ def _mlp(arch, hard, soft, opts: TrainingOptions, where: str, notes: List[str]) 
         alone, _, by_default = _pick_mlp(arch, fixed_hard)
         if alone is not None:
             differ = [k for k in fixed_soft if alone[k] != fixed_soft[k]]
-            said = "; ".join(describe_field(opts, k) for k in differ)
-            got = ", ".join(f"{k}={alone[k]}" for k in differ)
-            notes.append(f"warning: {said}, but {head}, which fits only {got}; using the "
-                         f"checkpoint's values")
+            if differ:
+                said = "; ".join(describe_field(opts, k) for k in differ)
+                got = ", ".join(f"{k}={alone[k]}" for k in differ)
+                notes.append(f"warning: {said}, but {head}, which fits only {got}; using the "
+                             f"checkpoint's values")
             mlp = alone
     if mlp is None:
         what = "no" if not count else f"{count}"
