@@ -29,9 +29,10 @@ from typing import List, Optional, Sequence
 
 from . import emulation
 
-from .errors import AsapDeployError, MissingDependencyError
+from .errors import MissingDependencyError
 from .fused_mlp import CPU_LIBRARY, DEFAULT_DIR, KERNEL_LIBRARY
-from .native_build import ENGINES, KERNELS, BuildError, atomic_output, find_cxx, find_nvcc, run
+from .native_build import ENGINES, KERNELS, BuildError, atomic_output, find_cxx, find_nvcc
+from .native_build import run as compile_step
 
 PLUGIN = ENGINES / "plugin" / "spatialMLPPlugin"
 #: sm_75 (RTX 2080 Ti) .. sm_90 (H100), plus PTX for newer GPUs
@@ -62,9 +63,9 @@ def build_kernel_library(out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS,
     out = Path(out_dir) / KERNEL_LIBRARY
     if compile_only:
         with tempfile.TemporaryDirectory() as d:
-            run(base + ["-c", srcs[0], "-o", str(Path(d) / "k.o")], "the CUDA kernels")
+            compile_step(base + ["-c", srcs[0], "-o", str(Path(d) / "k.o")], "the CUDA kernels")
         return out
-    return atomic_output(out, lambda tmp: run(base + ["-shared", "-Xlinker", "-Bsymbolic", *srcs, "-o", tmp, "-lcudart"],
+    return atomic_output(out, lambda tmp: compile_step(base + ["-shared", "-Xlinker", "-Bsymbolic", *srcs, "-o", tmp, "-lcudart"],
                                          "the CUDA kernel library"))
 
 
@@ -78,14 +79,14 @@ def build_cuda_case_runner(out_dir: Path, archs: Sequence[str] = ("native",)) ->
     out = Path(out_dir) / "asap_cuda_cases"
     cmd = [nvcc, "-std=c++17", "-O2", "-lineinfo", "-DASAP_CASE_RUNNER_CUDA", f"-I{KERNELS}"]
     cmd += gencode_flags(archs)
-    return atomic_output(out, lambda tmp: run(cmd + [*srcs, "-o", tmp], "the CUDA case runner"))
+    return atomic_output(out, lambda tmp: compile_step(cmd + [*srcs, "-o", tmp], "the CUDA case runner"))
 
 
 def build_cpu_reference(out_dir: Path) -> Path:
     cxx = find_cxx()
     srcs = [str(KERNELS / s) for s in CPU_SOURCES]
     out = Path(out_dir) / CPU_LIBRARY
-    return atomic_output(out, lambda tmp: run(
+    return atomic_output(out, lambda tmp: compile_step(
         [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wl,-Bsymbolic", f"-I{KERNELS}", *srcs, "-o", tmp],
         "the CPU reference library"))
 
@@ -118,18 +119,20 @@ def build_trt_plugin(out_dir: Path, trt_root: Path, archs: Sequence[str] = DEFAU
     out = Path(out_dir) / PLUGIN_LIBRARIES[registration]
     if not link:
         with tempfile.TemporaryDirectory() as d:
-            run(flags + ["-c", srcs[-1], "-o", str(Path(d) / "p.o")], "the TensorRT plugin")
+            compile_step(flags + ["-c", srcs[-1], "-o", str(Path(d) / "p.o")], "the TensorRT plugin")
         return out
     libdirs = [d for d in (trt_root / "lib", trt_root / "lib64", trt_root / "lib" / "x86_64-linux-gnu")
                if d.is_dir()]
     libs = [f"-L{d}" for d in libdirs] + ["-lnvinfer", "-lcudart"]
-    return atomic_output(out, lambda tmp: run(flags + ["-shared", *srcs, "-o", tmp] + libs,
+    return atomic_output(out, lambda tmp: compile_step(flags + ["-shared", *srcs, "-o", tmp] + libs,
                                          "the TensorRT plugin library"))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asap_deploy.build_plugin", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    from . import cli
+
+    p = cli.ArgumentParser(prog="python -m asap_deploy.build_plugin", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=DEFAULT_DIR)
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
                    help="SM versions (default: 75 80 86 89 90, plus PTX of the newest), or "
@@ -142,35 +145,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--trace", action="store_true", help="with --emulate: also the traced build")
     p.add_argument("--sanitize", choices=["address", "thread"], action="append", default=[],
                    help="with --emulate: also the case runner under this sanitizer")
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from .errors import UsageError
+    from .paths import output_dir
+
     if (args.trace or args.sanitize) and not args.emulate:
-        p.error("--trace and --sanitize go with --emulate")
-    try:
-        if args.emulate:
-            for flavour in ["plain"] + (["trace"] if args.trace else []) + args.sanitize:
-                print(f"built {emulation.build_emulation(args.out, flavour)}")
-            if not args.no_cpu:
-                print(f"built {build_cpu_reference(args.out)}")
-            return 0
-        built = [build_kernel_library(args.out, args.arch)]
-        print(f"built {built[-1]}")
+        raise UsageError("--trace and --sanitize go with --emulate")
+    output_dir(args.out, "library folder")
+    if args.emulate:
+        for flavour in ["plain"] + (["trace"] if args.trace else []) + args.sanitize:
+            print(f"built {emulation.build_emulation(args.out, flavour)}")
         if not args.no_cpu:
-            built.append(build_cpu_reference(args.out))
-            print(f"built {built[-1]}")
-        if not args.no_plugin:
-            try:
-                root = find_tensorrt(args.tensorrt_root)
-            except MissingDependencyError as exc:
-                print(f"skipped the TensorRT plugin: {exc}")
-            else:
-                for registration in PLUGIN_LIBRARIES:
-                    built.append(build_trt_plugin(args.out, root, args.arch,
-                                                  registration=registration))
-                    print(f"built {built[-1]}")
-    except AsapDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+            print(f"built {build_cpu_reference(args.out)}")
+        return 0
+    built = [build_kernel_library(args.out, args.arch)]
+    print(f"built {built[-1]}")
+    if not args.no_cpu:
+        built.append(build_cpu_reference(args.out))
+        print(f"built {built[-1]}")
+    if not args.no_plugin:
+        try:
+            root = find_tensorrt(args.tensorrt_root)
+        except MissingDependencyError as exc:
+            print(f"skipped the TensorRT plugin: {exc}")
+        else:
+            for registration in PLUGIN_LIBRARIES:
+                built.append(build_trt_plugin(args.out, root, args.arch,
+                                              registration=registration))
+                print(f"built {built[-1]}")
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from . import cli
+
+    return cli.entry(build_parser, run)(argv)
 
 
 if __name__ == "__main__":

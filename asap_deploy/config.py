@@ -13,6 +13,7 @@ from .mlp_spec import MLPSpec
 
 PADDINGS = ("zero", "reflect", "replicate")
 GRID_ROWS = 16  # S = H / 16 in the authors' code, so the parameter grid always has 16 rows
+_FIELD_TYPES = {"int": int, "bool": bool, "str": str}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class GeneratorConfig:
     no_one_hot: bool = False            # the authors' --no_one_hot: the input is an RGB image
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.no_one_hot and (self.label_nc != 3 or self.contain_dontcare_label):
             raise ConfigError(f"no_one_hot (RGB input) needs label_nc=3 and no don't-care label, "
                               f"got label_nc={self.label_nc}, contain_dontcare_label="
@@ -54,6 +56,18 @@ class GeneratorConfig:
         if self.hr_in_channels < 1:
             raise ConfigError("the pixelwise MLP would get no label channel")
         self.mlp_spec  # validates hr_depth
+
+    def _check_types(self) -> None:
+        """Each field has its annotated type (bool is not an int here): a value read from a file
+        fails with the option's name instead of a TypeError deep inside the model."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), _FIELD_TYPES[str(f.type)]
+            if kind is bool and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be True or False, got {value!r}")
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{f.name} must be an integer, got {value!r}")
+            if kind is str and not isinstance(value, str):
+                raise ConfigError(f"{f.name} must be a string, got {value!r}")
 
     # -- derived quantities ------------------------------------------------------------------
     @property

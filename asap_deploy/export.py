@@ -1,26 +1,29 @@
 """``python -m asap_deploy.export ckpt.pth``: checkpoint in, a deployable folder out.
 
 With no options: FP32 and FP16 ONNX graphs, the manifest (the index of every file), parity
-figures and, where TensorRT or TensorRT for RTX is installed, the FP16 engine beside them.
-Writes into a temporary folder beside ``--out`` and renames it into place only when every graph
-exported, validated and was written: an error never leaves a half-written output folder. The
-engine is then built in a child process and added to the manifest.
+figures and, where TensorRT or TensorRT for RTX is installed, the FP16 engine beside them (built
+in a child process and added to the manifest).
+
+Paths are checked before any work. The export is written into a staging folder beside ``--out``
+and takes its place only when every graph exported, validated and was written
+(``folder_swap``): an error, Ctrl-C or a crash never leaves a half-written or missing ``--out``,
+and the next run cleans up after one that died.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
-from .errors import AsapDeployError, ConfigError
+from . import cli, folder_swap, paths
+from .errors import EXIT_TOOL, EXIT_VERIFICATION, ConfigError, UsageError
 
-EXIT_PARITY = 1
-EXIT_ENGINE = 1
+EXIT_PARITY = EXIT_VERIFICATION
+EXIT_ENGINE = EXIT_TOOL  # the graphs are complete; TensorRT failed on them
 
 
 def _bool_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
@@ -29,7 +32,7 @@ def _bool_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m asap_deploy.export",
         description="Export an ASAP-Net generator checkpoint to ONNX (g, mlp, asapnet, "
                     "asapnet_plugin; FP32 and FP16) with a manifest and on-the-spot parity "
@@ -104,25 +107,22 @@ def _load_model(args: argparse.Namespace, say: Progress):
         overrides.setdefault("label_nc", 3)
         overrides.update(no_one_hot=True)
     if args.demo:
-        if args.checkpoint:
-            raise ConfigError("give either a checkpoint or --demo, not both")
         say(f"building demo model {args.demo!r} (deterministic weights, paper widths)")
         from .config import GeneratorConfig
 
         cfg = GeneratorConfig.from_dict(overrides)
         return demo_generator(cfg), {"demo": args.demo}, preset, None
-    if not args.checkpoint:
-        raise ConfigError("no checkpoint given: pass path/to/latest_net_G.pth, or --demo PRESET "
-                          "for a built-in model")
     say(f"loading {args.checkpoint}")
     overrides.pop("downsampling", None)  # the checkpoint's tensors fix S
     ckpt = load_checkpoint(Path(args.checkpoint), overrides, use_options_file=not args.no_opt_file)
     for note in ckpt.notes:
         say.detail(f"note: {note}")
-    from .onnx_export.manifest import sha256
+    for warning in ckpt.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    from .export_folder import sha256_file
 
     source = {"checkpoint": str(Path(args.checkpoint).resolve()),
-              "sha256": sha256(Path(args.checkpoint).read_bytes())}
+              "sha256": sha256_file(args.checkpoint)}
     return ckpt.build_generator(), source, preset, ckpt.suggested_width
 
 
@@ -137,40 +137,66 @@ def _resolution(args, cfg, preset, suggested_width, say: Progress):
     return height, width
 
 
-def _check_out(out: Path, force: bool) -> None:
-    """Refuse to replace what is not an earlier export (checked before the work and again when
-    the result is moved into place)."""
-    if out.exists():
-        if not out.is_dir():
-            raise ConfigError(f"--out {out} exists and is not a folder")
-        if any(out.iterdir()) and not (out / "manifest.json").exists() and not force:
-            raise ConfigError(f"--out {out} holds files that are not an asap_deploy export; "
-                              f"choose another folder or pass --force")
+def _check_args(args: argparse.Namespace) -> Path:
+    """Everything that can fail without doing work; returns the resolved --out."""
+    if args.demo and args.checkpoint:
+        raise UsageError("give either a checkpoint or --demo, not both")
+    if not args.demo and not args.checkpoint:
+        raise UsageError("no checkpoint given: pass path/to/latest_net_G.pth, or --demo PRESET "
+                         "for a built-in model")
+    if args.parity_batch < 1:
+        raise UsageError(f"--parity-batch must be >= 1, got {args.parity_batch}")
+    for flag in ("height", "width", "label_nc", "hr_width", "hr_depth", "output_nc"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    if args.checkpoint:
+        from .errors import CheckpointError, InputPathError
+
+        try:
+            paths.input_file(args.checkpoint, "checkpoint", "the authors' files are named like "
+                                                            "checkpoints/<name>/latest_net_G.pth")
+        except InputPathError as exc:
+            raise CheckpointError(str(exc)) from None
+    name = args.demo or args.preset or Path(args.checkpoint).resolve().parent.name or "model"
+    out = Path(args.out or Path("build") / name).resolve()
+    paths.output_dir(out, "export folder")
+    folder_swap.check_replaceable(out, args.force)
+    return out
 
 
-def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
-    _check_out(out, force)
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+def _make_dirs(folder: Path) -> List[Path]:
+    """mkdir -p that returns what it created, so a failed export can take it back."""
+    created: List[Path] = []
+    for p in reversed([folder, *folder.parents]):
+        if not p.exists():
+            p.mkdir()
+            created.append(p)
+    return created
+
+
+def _remove_empty(created: List[Path]) -> None:
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            break
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .fileio import make_temp_dir
     from .onnx_export.exporter import GRAPHS, export_graphs, trace_graphs
     from .onnx_export.manifest import build_manifest, file_entry
     from .onnx_export.verify import FP16_MIN_PSNR, FP32_MAX_ABS, verify
     from .metrics import format_metrics
 
+    out = _check_args(args)
     engine_module = _engine_module(args)
     steps = 3 + len(args.precision) * (1 if args.no_parity else 2) + int(engine_module is not None)
     say = Progress(steps)
+    for note in folder_swap.recover(out):
+        say.detail(f"note: {note}")
     torch.set_grad_enabled(False)
     gen, source, preset, suggested = _load_model(args, say)
     cfg = gen.config
@@ -178,12 +204,9 @@ def run(args: argparse.Namespace) -> int:
     say.detail(f"S={cfg.downsampling} grid={height // cfg.downsampling}x{width // cfg.downsampling}"
                f" in_channels={cfg.in_channels} padding={cfg.padding} lr_instance={cfg.lr_instance}"
                f" MLP {cfg.mlp_spec.channels} ({cfg.num_params} params/cell)")
-    name = args.demo or args.preset or Path(args.checkpoint).parent.name or "model"
-    out = (args.out or Path("build") / name).resolve()
     input_mode = _input_mode(args.input, cfg)
-    _check_out(out, args.force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
+    created = _make_dirs(out.parent)
+    tmp = folder_swap.staging_dir(out)
     try:
         files: List[Dict[str, Any]] = []
         parity: Dict[str, Any] = {}
@@ -210,9 +233,11 @@ def run(args: argparse.Namespace) -> int:
                                   plugin_mode)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         say(f"writing {out}")
-        _replace_dir(tmp, out, args.force)
+        for note in folder_swap.replace(tmp, out, args.force):
+            say.detail(f"note: {note}")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
         raise
 
     print(f"\nexported {len(files)} graphs to {out} in {say.elapsed():.1f}s")
@@ -288,16 +313,7 @@ def _build_engine(out: Path, module: str, say: "Progress") -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except AsapDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
+main = cli.entry(build_parser, run)
 
 
 if __name__ == "__main__":

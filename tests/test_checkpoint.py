@@ -90,7 +90,7 @@ def test_overrides_win_and_conflicts_are_reported(tmp_path):
 
 
 @pytest.mark.parametrize("content,match", [
-    (b"", "not a readable PyTorch checkpoint"),
+    (b"", r"is empty \(0 bytes\)"),
     (b"hello, this is not a checkpoint", "not a readable PyTorch checkpoint"),
 ])
 def test_garbage_files(tmp_path, content, match):

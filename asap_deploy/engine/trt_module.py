@@ -30,5 +30,23 @@ def import_tensorrt(which: str = "auto") -> Tuple[ModuleType, str]:
     raise MissingDependencyError(f"TensorRT is not installed ({'; '.join(errors)}): {fixes}")
 
 
+def resolve_flavour(which: str = "auto") -> str:
+    """The flavour ``import_tensorrt(which)`` would give, found without importing TensorRT (an
+    engine's file name depends on it, and requests are checked before TensorRT is loaded)."""
+    import importlib.util
+
+    if which not in CHOICES:
+        raise ValueError(f"TensorRT module must be one of {CHOICES}, got {which!r}")
+    for name, flavour in MODULES.items():
+        if which in ("auto", flavour):
+            try:
+                if importlib.util.find_spec(name) is not None:
+                    return flavour
+            except (ImportError, ValueError):
+                continue
+    import_tensorrt(which)  # raises the MissingDependencyError that says how to install one
+    raise AssertionError("unreachable")
+
+
 def trt_version(trt: ModuleType) -> str:
     return str(getattr(trt, "__version__", "unknown"))

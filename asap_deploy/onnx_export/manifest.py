@@ -1,4 +1,7 @@
-"""manifest.json: everything a later step (engine build, runner, benchmark) needs to know."""
+"""manifest.json: everything a later step (engine build, runner, benchmark) needs to know.
+
+Reading and verifying a manifest (file hashes, schema) is ``asap_deploy.export_folder``.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +17,7 @@ from .plugin_node import (PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VER
                           node_attributes)
 from .torch_export import OPSET
 
-MANIFEST_VERSION = 1
+from ..export_folder import MANIFEST_VERSION  # noqa: F401 - one number, read and written
 
 
 def sha256(data: bytes) -> str:

@@ -1,0 +1,115 @@
+"""The one entry wrapper every ``python -m asap_deploy.<command>`` shares.
+
+``main = cli.entry(build_parser, run)`` gives a ``main(argv=None) -> int`` that turns every
+user-facing failure into one ``error: ...`` line on stderr and the exit code of
+``asap_deploy.errors`` (0 ok, 1 verification failed, 2 usage/input, 3 environment, 4 tool failure
+or internal error, 130 interrupted). ``--debug`` (added to every parser) or
+``ASAP_DEPLOY_DEBUG=1`` prints the traceback as well.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import traceback
+from typing import Callable, NoReturn, Optional, Sequence
+
+from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TOOL, EXIT_USAGE, AsapDeployError,
+                     UsageError)
+
+DEBUG_ENV = "ASAP_DEPLOY_DEBUG"
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors become one ``error:`` line (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
+    if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+        return True
+    return "--debug" in (sys.argv[1:] if argv is None else list(argv))
+
+
+def one_line(text: str) -> str:
+    """The first non-empty line of ``text`` (libraries' messages can span pages)."""
+    for line in str(text).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def describe(exc: BaseException) -> "tuple[int, str]":
+    """(exit code, message without the ``error:`` prefix) for any exception."""
+    if isinstance(exc, AsapDeployError):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, OSError):
+        what = f"{exc.strerror or one_line(str(exc))}"
+        where = f": {exc.filename}" if exc.filename else ""
+        code = EXIT_ENVIRONMENT if exc.errno in _NO_SPACE else EXIT_USAGE
+        return code, f"{what}{where}"
+    if isinstance(exc, MemoryError):
+        return EXIT_ENVIRONMENT, "out of memory (try a smaller batch or resolution, or a machine " \
+                                 "with more memory)"
+    name = type(exc).__name__
+    return EXIT_TOOL, (f"internal error ({name}: {one_line(str(exc)) or 'no message'}); rerun with "
+                       f"--debug or {DEBUG_ENV}=1 for the traceback and please report it")
+
+
+def report(exc: BaseException, debug: bool = False) -> int:
+    """Print ``exc`` as the command's last words and return its exit code."""
+    code, message = describe(exc)
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    lines = [l for l in message.splitlines() if l.strip()] or [type(exc).__name__]
+    # the first line is the error; only a tool's own output (compiler errors) may follow,
+    # indented so scripts can still take the first line
+    print(f"error: {lines[0].strip()}", file=sys.stderr)
+    for extra in lines[1:]:
+        print(f"  {extra}", file=sys.stderr)
+    sys.stderr.flush()
+    return code
+
+
+def run_guarded(body: Callable[[], int], debug: bool = False) -> int:
+    """Run ``body`` and map whatever it raises to one line and an exit code."""
+    try:
+        return int(body() or 0)
+    except SystemExit as exc:  # argparse --help / --version, or an explicit exit
+        if isinstance(exc.code, str):
+            print(exc.code if exc.code.startswith("error:") else f"error: {exc.code}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("error: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException as exc:  # noqa: BLE001 - this is the one place that reports everything
+        return report(exc, debug)
+
+
+def entry(build_parser: Callable[[], argparse.ArgumentParser],
+          run: Callable[[argparse.Namespace], int]) -> Callable[[Optional[Sequence[str]]], int]:
+    """``main(argv=None)`` for a command: parse (usage errors exit 2), run, report."""
+
+    def main(argv: Optional[Sequence[str]] = None) -> int:
+        debug = debug_requested(argv)
+
+        def body() -> int:
+            parser = build_parser()
+            if not any("--debug" in a.option_strings for a in parser._actions):
+                parser.add_argument("--debug", action="store_true",
+                                    help=f"print the traceback of an error (or set {DEBUG_ENV}=1)")
+            args = parser.parse_args(argv)
+            return run(args)
+
+        return run_guarded(body, debug)
+
+    main.__doc__ = f"Entry point: parse ``argv`` and run {getattr(run, '__name__', 'the command')}."
+    return main
