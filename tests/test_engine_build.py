@@ -166,8 +166,9 @@ io = [{t.name: [nt(t), list(t.shape)] for t in ts} for ts in (
     [network.get_input(i) for i in range(network.num_inputs)],
     [network.get_output(i) for i in range(network.num_outputs)])]
 layers = [str(network.get_layer(i).type) for i in range(network.num_layers)]
+# this child is the isolating process: build here, where the plugin is registered
 side = build_engine(onnx_path, engine, BuildOptions(module="tensorrt_rtx", progress=False,
-                                                     batch=(1, 2, 3)))
+                                                     batch=(1, 2, 3)), isolate=False)
 print("RESULT " + json.dumps({"io": io, "layers": layers, "sidecar": side}))
 """
 
@@ -310,7 +311,7 @@ def test_rtx_engine_with_python_plugin_builds_on_cpu(exported, tmp_path, cpu_lib
 ])
 def test_bad_input_exits_2(tmp_path, capsys, monkeypatch, argv, match):
     """These errors come before TensorRT is imported: they must not need it (nor skip)."""
-    monkeypatch.setattr("asap_deploy.engine.builder.import_tensorrt", _no_tensorrt)
+    monkeypatch.setattr("asap_deploy.engine.trt_module.import_tensorrt", _no_tensorrt)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     argv = [str(bad) if a == "BAD" else str(tmp_path / a) if a.endswith(".onnx") else a
@@ -325,7 +326,7 @@ def _no_tensorrt(*_a, **_k):
 
 
 def test_corrupt_onnx(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("asap_deploy.engine.builder.import_tensorrt", _no_tensorrt)
+    monkeypatch.setattr("asap_deploy.engine.trt_module.import_tensorrt", _no_tensorrt)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage")
     assert build_main([str(bad)]) == 2

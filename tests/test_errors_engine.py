@@ -68,6 +68,12 @@ def test_tensorrt_abort_is_one_line_and_the_caller_survives(exported, tmp_path, 
     from asap_deploy.engine.builder import BuildFailed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH",
                                                                                  "")]))
+    # the builder refuses plugins where RTX's parser cannot find libtensorrt_rtx.so; a file of
+    # that name that is not a library gets past the check, and the parser aborts on it
+    fake = tmp_path / "fake-libs"
+    fake.mkdir()
+    (fake / "libtensorrt_rtx.so").write_bytes(b"not a library")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(fake))
     plan = tmp_path / "p.plan"
     opts = BuildOptions(module="tensorrt_rtx", progress=False,
                         preload=("preload_rtx_python_plugin",))
@@ -78,7 +84,7 @@ def test_tensorrt_abort_is_one_line_and_the_caller_survives(exported, tmp_path, 
     line = assert_one_error_line(capsys.readouterr().err, "TensorRT crashed while building",
                                  "SIGABRT, exit code 134", "nothing was written", "--plugin none")
     assert "terminate called" in line  # the C++ runtime's last words, quoted
-    assert not list(tmp_path.iterdir())
+    assert not list(tmp_path.glob("*.plan*"))
 
 
 def test_errors_in_the_child_keep_their_class(exported, tmp_path):

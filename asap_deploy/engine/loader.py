@@ -118,7 +118,7 @@ def _plugin(trt: ModuleType, flavour: str, sidecar: Dict[str, Any], engine_path:
     if not used or used.get("kind") == "none":
         return
     try:
-        enable_plugin(trt, flavour, plugin, kernel_library)
+        enable_plugin(trt, flavour, plugin, kernel_library, parsing=False)
     except AsapDeployError as exc:
         raise EngineIncompatibleError(
             f"{engine_path} uses the {used.get('name', 'ASAP_SpatialMLP')} plugin "

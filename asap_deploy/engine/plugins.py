@@ -95,18 +95,22 @@ def _refuse_rtx_abort(flavour: str) -> None:
 
 
 def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
-                  kernel_library: Optional[Path] = None) -> Dict[str, str]:
-    """``choice``: "auto" (see ``auto_choice``), "python", "none", or a path."""
+                  kernel_library: Optional[Path] = None, parsing: bool = True) -> Dict[str, str]:
+    """``choice``: "auto" (see ``auto_choice``), "python", "none", or a path. ``parsing``: an ONNX
+    graph with the node will be parsed (a build), where TensorRT for RTX can abort; loading an
+    engine does not parse."""
     if choice == "none":
         return {"kind": "none"}
     if registered(trt):
-        _refuse_rtx_abort(flavour)
+        if parsing:
+            _refuse_rtx_abort(flavour)
         return {"kind": "preregistered"}
     if choice == "auto":
         choice = auto_choice(flavour, kernel_library)
         if choice == "none":
             return {"kind": "none", "note": NO_PLUGIN_NOTE}
-    _refuse_rtx_abort(flavour)
+    if parsing:
+        _refuse_rtx_abort(flavour)
     if choice != "python":
         return load_cpp_plugin(trt, Path(choice))
     from .python_plugin import register_python_plugin
