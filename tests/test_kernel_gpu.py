@@ -2,7 +2,9 @@
 the CPU reference and the PyTorch model, every path forced as in emulation by capping the
 shared memory the kernels may use, plus the paper settings at full width, CUDA-graph capture and
 the whole generator (FusedGenerator) against PyTorch. Needs a GPU and nvcc; not TensorRT."""
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +26,10 @@ pytestmark = [
 
 @pytest.fixture(scope="session")
 def kernel_lib(tmp_path_factory):
+    """ASAP_KERNEL_LIBRARY names a library built already (benchmarks/gpu_evidence.py does)."""
+    given = os.environ.get("ASAP_KERNEL_LIBRARY")
+    if given:
+        return Path(given)
     return build_plugin.build_kernel_library(tmp_path_factory.mktemp("kernels"), archs=("native",))
 
 

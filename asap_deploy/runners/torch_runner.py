@@ -29,11 +29,15 @@ class TorchEagerRunner(Runner):
     def __init__(self, gen: Union[ASAPNetGenerator, Callable[[], ASAPNetGenerator]],
                  precision: str = "fp32", device: str = "cuda", input_mode: str = "one-hot",
                  resolution: Optional[tuple] = None,
-                 value_rules: Optional[Mapping[str, ValueRule]] = None) -> None:
+                 value_rules: Optional[Mapping[str, ValueRule]] = None,
+                 channels_last: bool = False) -> None:
         super().__init__(value_rules)
-        self.name = f"torch-eager-{precision}-{device.split(':')[0]}"
+        suffix = "-cl" if channels_last else ""
+        self.name = f"torch-eager-{precision}{suffix}-{device.split(':')[0]}"
         self.gen_source, self.precision, self.device = gen, precision, device
         self.input_mode, self.resolution = input_mode, resolution
+        # NHWC activations: what cuDNN's tensor-core convolutions prefer in FP16
+        self.channels_last = channels_last
 
     def _load(self) -> ASAPNetGenerator:
         src = self.gen_source
@@ -51,6 +55,8 @@ class TorchEagerRunner(Runner):
         gen0 = self._load()
         # a copy: the caller's generator (the parity reference) keeps its device and precision
         self.gen = copy.deepcopy(gen0).to(dev).to_precision(self.precision).eval()
+        if self.channels_last:
+            self.gen = self.gen.to(memory_format=torch.channels_last)
         self.encoder = InputEncoder(gen0.config, self.input_mode).to(dev)
         self.value_rules = {**value_rules(gen0.config), **self.value_rules}
         self.torch, self.dev = torch, dev
@@ -77,6 +83,8 @@ class TorchEagerRunner(Runner):
               for n in self.input_metadata()]
         with torch.no_grad():
             self.x = self.encoder(*xs)  # the generator's float `label`
+            if self.channels_last:
+                self.x = self.x.contiguous(memory_format=torch.channels_last)
 
     def compute_impl(self) -> None:
         with self.torch.no_grad():
@@ -96,9 +104,11 @@ class TorchFusedRunner(TorchEagerRunner):
 
     def __init__(self, gen: Union[ASAPNetGenerator, Callable[[], ASAPNetGenerator]],
                  kernel_library: Optional[str] = None, resolution: Optional[tuple] = None,
-                 value_rules: Optional[Mapping[str, ValueRule]] = None) -> None:
-        super().__init__(gen, "fp16", "cuda", "one-hot", resolution, value_rules)
-        self.name = "torch-fused-fp16-cuda"
+                 value_rules: Optional[Mapping[str, ValueRule]] = None,
+                 precision: str = "fp16", device: str = "cuda") -> None:
+        # precision/device other than fp16/cuda: a rehearsal on the CPU with the emulation build
+        super().__init__(gen, precision, device, "one-hot", resolution, value_rules)
+        self.name = f"torch-fused-{precision}-{device.split(':')[0]}"
         self.kernel_library = kernel_library
 
     def activate_impl(self) -> None:
@@ -107,7 +117,7 @@ class TorchFusedRunner(TorchEagerRunner):
         from ..fused_generator import FusedGenerator
 
         try:
-            self.gen = FusedGenerator(self._load(), "fp16", self.kernel_library).to(self.dev).eval()
+            self.gen = FusedGenerator(self._load(), self.precision, self.kernel_library).to(self.dev).eval()
         except MissingDependencyError as exc:
             self.deactivate_impl()
             raise RunnerUnavailable(str(exc)) from None
