@@ -41,3 +41,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def replace_between_markers(path: Path, begin: str, end: str, text: str) -> None:
+    """Replace what lies between the ``begin`` and ``end`` marker lines of a generated section
+    (tables in the READMEs that a command keeps current), atomically."""
+    path = Path(path)
+    body = path.read_text()
+    if begin not in body or end not in body:
+        raise ValueError(f"{path} has no {begin} ... {end} markers")
+    head, rest = body.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write(path, f"{head}{begin}\n{text}{end}{tail}".encode())

@@ -310,12 +310,12 @@ def build_report(library: Path, runs: Sequence[Run], ptxas: bool = True) -> Dict
 
 
 def update_readme(readme: Path, table: str) -> None:
-    text = readme.read_text()
-    if MARK_BEGIN not in text or MARK_END not in text:
-        raise AsapDeployError(f"{readme} has no {MARK_BEGIN} ... {MARK_END} markers")
-    head, rest = text.split(MARK_BEGIN, 1)
-    _, tail = rest.split(MARK_END, 1)
-    readme.write_text(f"{head}{MARK_BEGIN}\n{table}{MARK_END}{tail}")
+    from .fileio import replace_between_markers
+
+    try:
+        replace_between_markers(readme, MARK_BEGIN, MARK_END, table)
+    except ValueError as exc:
+        raise AsapDeployError(str(exc)) from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

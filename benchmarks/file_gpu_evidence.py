@@ -90,12 +90,13 @@ def table(results: Path) -> str:
 
 
 def update_readme(readme: Path, text: str) -> None:
-    body = readme.read_text()
-    if BEGIN not in body or END not in body:
-        raise FilingError(f"{readme} has no {BEGIN} ... {END} markers")
-    head, rest = body.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+    sys.path.insert(0, str(ROOT))
+    from asap_deploy.fileio import replace_between_markers
+
+    try:
+        replace_between_markers(readme, BEGIN, END, text)
+    except ValueError as exc:
+        raise FilingError(str(exc)) from None
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -370,6 +370,49 @@ struct GenericWeights {
 // the broadcast float4 reads that dominate the tile's traffic.
 template <int PIX> __device__ __forceinline__ constexpr int generic_pitch() { return PIX + 4; }
 
+// z[slot][p] = the bias of output channel lane + 32 slot, for every pixel p.
+template <int SLOTS, int PIX, class Weights>
+__device__ __forceinline__ void init_bias(float (&z)[SLOTS][PIX], Weights const& w, int bias_at, int c_out,
+                                          int lane) {
+#pragma unroll
+    for (int sl = 0; sl < SLOTS; ++sl) {
+        float const bv = sl * 32 + lane < c_out ? w(bias_at + sl * 32 + lane) : 0.f;
+#pragma unroll
+        for (int p = 0; p < PIX; ++p) z[sl][p] = bv;
+    }
+}
+
+// z[slot][p] += act_row[p] * W[row][lane + 32 slot]: one input channel, every pixel and output;
+// the activations are broadcast float4 reads, the weights one coalesced read per slot.
+template <int SLOTS, int PIX, class Weights>
+__device__ __forceinline__ void accumulate(float (&z)[SLOTS][PIX], float const* act_row, Weights const& w,
+                                           int row, int c_out, int lane) {
+    float wv[SLOTS];
+#pragma unroll
+    for (int sl = 0; sl < SLOTS; ++sl) wv[sl] = sl * 32 + lane < c_out ? w(row + sl * 32 + lane) : 0.f;
+#pragma unroll
+    for (int p = 0; p < PIX; p += 4) {
+        float4 const av = *reinterpret_cast<float4 const*>(act_row + p);
+#pragma unroll
+        for (int sl = 0; sl < SLOTS; ++sl) {
+            z[sl][p] += av.x * wv[sl];
+            z[sl][p + 1] += av.y * wv[sl];
+            z[sl][p + 2] += av.z * wv[sl];
+            z[sl][p + 3] += av.w * wv[sl];
+        }
+    }
+}
+
+// act[o][p] = f(z[slot][p]) for the lane's output channels o = lane + 32 slot < c_out.
+template <int SLOTS, int PIX, int LDA, class F>
+__device__ __forceinline__ void write_rows(float* act, float const (&z)[SLOTS][PIX], int c_out, int lane, F f) {
+#pragma unroll
+    for (int sl = 0; sl < SLOTS; ++sl)
+        if (sl * 32 + lane < c_out)
+#pragma unroll
+            for (int p = 0; p < PIX; ++p) act[(sl * 32 + lane) * LDA + p] = f(z[sl][p]);
+}
+
 template <class T, int SLOTS, bool kSmemWeights>
 __global__ void __launch_bounds__(kGenericThreads) generic_kernel(KernelArgs a, int weight_bytes) {
     constexpr int PIX = kGenericRegs / SLOTS;
@@ -407,13 +450,7 @@ __global__ void __launch_bounds__(kGenericThreads) generic_kernel(KernelArgs a, 
         float z[SLOTS][PIX];
         // -- layer 0 -----------------------------------------------------------------------------
         int c_out = layer_out(s, 0), wo = weight_offset(s, 0);
-#pragma unroll
-        for (int sl = 0; sl < SLOTS; ++sl) {
-            int const o = sl * 32 + lane;
-            float const bv = o < c_out ? w(bias_offset(s, 0) + o) : 0.f;
-#pragma unroll
-            for (int p = 0; p < PIX; ++p) z[sl][p] = bv;
-        }
+        init_bias(z, w, bias_offset(s, 0), c_out, lane);
         if (ids) {  // the one-hot product is a row gather
             int* cls = reinterpret_cast<int*>(act);
             for (int p = lane; p < PIX; p += 32) {
@@ -448,68 +485,22 @@ __global__ void __launch_bounds__(kGenericThreads) generic_kernel(KernelArgs a, 
                                            : pe_value(s, ch - in, dy, dx);
             }
             __syncwarp();
-            for (int k = 0; k < n; ++k) {
-                int const row = wo + (first + c0 + k) * c_out;
-                float wv[SLOTS];
-#pragma unroll
-                for (int sl = 0; sl < SLOTS; ++sl) wv[sl] = sl * 32 + lane < c_out ? w(row + sl * 32 + lane) : 0.f;
-#pragma unroll
-                for (int p = 0; p < PIX; p += 4) {
-                    float4 const av = *reinterpret_cast<float4 const*>(act + k * LDA + p);
-#pragma unroll
-                    for (int sl = 0; sl < SLOTS; ++sl) {
-                        z[sl][p] += av.x * wv[sl];
-                        z[sl][p + 1] += av.y * wv[sl];
-                        z[sl][p + 2] += av.z * wv[sl];
-                        z[sl][p + 3] += av.w * wv[sl];
-                    }
-                }
-            }
+            for (int k = 0; k < n; ++k) accumulate(z, act + k * LDA, w, wo + (first + c0 + k) * c_out, c_out, lane);
             __syncwarp();
         }
         // -- hidden and last layers --------------------------------------------------------------
         for (int l = 1; l < s.depth; ++l) {
-#pragma unroll
-            for (int sl = 0; sl < SLOTS; ++sl)
-                if (sl * 32 + lane < c_out)
-#pragma unroll
-                    for (int p = 0; p < PIX; ++p) act[(sl * 32 + lane) * LDA + p] = leaky_relu(z[sl][p]);
+            write_rows<SLOTS, PIX, LDA>(act, z, c_out, lane, [](float v) { return leaky_relu(v); });
             __syncwarp();
             int const c_in = c_out;
             c_out = layer_out(s, l);
             wo = weight_offset(s, l);
-#pragma unroll
-            for (int sl = 0; sl < SLOTS; ++sl) {
-                int const o = sl * 32 + lane;
-                float const bv = o < c_out ? w(bias_offset(s, l) + o) : 0.f;
-#pragma unroll
-                for (int p = 0; p < PIX; ++p) z[sl][p] = bv;
-            }
-            for (int i = 0; i < c_in; ++i) {
-                float wv[SLOTS];
-#pragma unroll
-                for (int sl = 0; sl < SLOTS; ++sl)
-                    wv[sl] = sl * 32 + lane < c_out ? w(wo + i * c_out + sl * 32 + lane) : 0.f;
-#pragma unroll
-                for (int p = 0; p < PIX; p += 4) {
-                    float4 const av = *reinterpret_cast<float4 const*>(act + i * LDA + p);
-#pragma unroll
-                    for (int sl = 0; sl < SLOTS; ++sl) {
-                        z[sl][p] += av.x * wv[sl];
-                        z[sl][p + 1] += av.y * wv[sl];
-                        z[sl][p + 2] += av.z * wv[sl];
-                        z[sl][p + 3] += av.w * wv[sl];
-                    }
-                }
-            }
+            init_bias(z, w, bias_offset(s, l), c_out, lane);
+            for (int i = 0; i < c_in; ++i) accumulate(z, act + i * LDA, w, wo + i * c_out, c_out, lane);
             __syncwarp();
         }
         // -- tanh, then stores along pixel rows (lanes sweep pixels: coalesced) -------------------
-#pragma unroll
-        for (int sl = 0; sl < SLOTS; ++sl)
-            if (sl * 32 + lane < c_out)
-#pragma unroll
-                for (int p = 0; p < PIX; ++p) act[(sl * 32 + lane) * LDA + p] = tanhf(z[sl][p]);
+        write_rows<SLOTS, PIX, LDA>(act, z, c_out, lane, [](float v) { return tanhf(v); });
         __syncwarp();
         for (int i = lane; i < c_out * PIX; i += 32) {
             int const o = i / PIX, p = i % PIX, q = p0 + p;
