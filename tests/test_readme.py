@@ -17,6 +17,8 @@ import asap_deploy.presets as presets
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS_GPU_OR_NATIVE = ("trtexec", "polygraphy", "build_plugin", "asap_trt_run", "cmake")
+#: the GPU evidence run, its filing (needs a returned folder) and its rehearsal, which .ci/run runs
+GPU_EVIDENCE = ("gpu_evidence.sh", "file_gpu_evidence.py")
 SETUP = ("python3 -m venv", ".venv/bin/pip install", ".venv/bin/python -m pytest")
 
 
@@ -38,6 +40,8 @@ def readme_commands():
                     why = "set-up / test command (CI runs it)"
                 elif any(w in cmd for w in NEEDS_GPU_OR_NATIVE):
                     why = "needs nvcc, a GPU or TensorRT's tools"
+                elif any(w in cmd for w in GPU_EVIDENCE):
+                    why = "the GPU evidence run (its --dry-run rehearsal runs in .ci/run)"
                 elif "[options]" in cmd or re.search(r"\b[A-Z]{4,}\b", cmd):
                     why = "usage synopsis"
                 else:
