@@ -8,7 +8,7 @@ namespace asap {
 namespace app {
 
 class Error : public std::runtime_error {
-public:
+  public:
     explicit Error(std::string const& message) : std::runtime_error(message) {}
 };
 

@@ -32,9 +32,8 @@ Image8 imageFromTensor(void const* chw, DType dtype, int channels, int height, i
     for (int c = 0; c < channels; ++c) {
         for (size_t i = 0; i < plane; ++i) {
             size_t const src = static_cast<size_t>(c) * plane + i;
-            float const x = dtype == DType::kFloat32
-                                ? static_cast<float const*>(chw)[src]
-                                : halfToFloat(static_cast<uint16_t const*>(chw)[src]);
+            float const x = dtype == DType::kFloat32 ? static_cast<float const*>(chw)[src]
+                                                     : halfToFloat(static_cast<uint16_t const*>(chw)[src]);
             if (std::isnan(x)) ++img.nanCount;
             img.pixels[i * channels + c] = imageValueToUint8(x);
         }

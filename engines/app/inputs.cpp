@@ -23,20 +23,20 @@ void expectShape(TensorSpec const& t, std::vector<int64_t> const& shape, GraphFi
     bool same = t.shape.size() == shape.size();
     for (size_t i = 1; same && i < shape.size(); ++i) same = t.shape[i] == shape[i];
     if (!same)
-        throw Error(m.path + ": " + g.file + " input " + t.name + " is " + shapeString(t.shape) + " but " +
-                    why + " gives " + shapeString(shape) + "; the manifest is inconsistent, re-export");
+        throw Error(m.path + ": " + g.file + " input " + t.name + " is " + shapeString(t.shape) + " but " + why +
+                    " gives " + shapeString(shape) + "; the manifest is inconsistent, re-export");
 }
 
 }  // namespace
 
-LabelInputs loadLabelInputs(Manifest const& manifest, std::string const& labelPath,
-                            std::string const& instancePath) {
+LabelInputs loadLabelInputs(Manifest const& manifest, std::string const& labelPath, std::string const& instancePath) {
     LabelInputs in;
     in.labels = fitted(loadLabelMap(labelPath), manifest, in.notes);
     checkClassIds(in.labels, manifest.labels);
     if (manifest.labels.instanceEdge) {
         if (instancePath.empty())
-            throw Error("this model uses instance edges (" + manifest.labels.describe() + "): pass its "
+            throw Error("this model uses instance edges (" + manifest.labels.describe() +
+                        "): pass its "
                         "instance map with --instance (e.g. Cityscapes' *_instanceIds.png)");
         in.instances = fitted(loadInstanceMap(instancePath), manifest, in.notes);
         in.hasInstances = true;
@@ -74,13 +74,15 @@ std::vector<HostTensor> makeInputs(Manifest const& m, GraphFile const& g, LabelI
                             "; expected int32 ids");
             bool const instances = spec.name == "instance_map";
             if (instances && !maps.hasInstances)
-                throw Error(g.file + " takes an instance map: pass it with --instance (e.g. Cityscapes' "
+                throw Error(g.file +
+                            " takes an instance map: pass it with --instance (e.g. Cityscapes' "
                             "*_instanceIds.png)");
             IdMap const& ids = instances ? maps.instances : maps.labels;
             t.bytes.resize(plane * sizeof(int32_t));
             std::memcpy(t.bytes.data(), ids.ids.data(), t.bytes.size());
         } else {
-            throw Error(m.path + ": " + g.file + " has an input named " + spec.name + "; this app feeds "
+            throw Error(m.path + ": " + g.file + " has an input named " + spec.name +
+                        "; this app feeds "
                         "label, label_map and instance_map");
         }
         out.push_back(std::move(t));

@@ -24,8 +24,7 @@ struct LabelInputs {
 
 // Reads the PNGs, resizes them to the manifest's H x W (Pillow NEAREST) and checks the class ids.
 // `instancePath` may be empty; it is required when the model uses instance edges.
-LabelInputs loadLabelInputs(Manifest const& manifest, std::string const& labelPath,
-                            std::string const& instancePath);
+LabelInputs loadLabelInputs(Manifest const& manifest, std::string const& labelPath, std::string const& instancePath);
 
 // One HostTensor per input of `graph` (batch 1), in the graph's order.
 std::vector<HostTensor> makeInputs(Manifest const& manifest, GraphFile const& graph, LabelInputs const& maps);

@@ -15,7 +15,7 @@ constexpr int kMaxDepth = 64;  // the manifest nests 5 deep; deeper input is mal
 }
 
 class JsonParser {
-public:
+  public:
     JsonParser(std::string const& text, std::string const& what) : mText(text), mWhat(what) {}
 
     Json document() {
@@ -26,7 +26,7 @@ public:
         return value;
     }
 
-private:
+  private:
     std::string const& mText;
     std::string const& mWhat;
     size_t mPos = 0;
@@ -41,16 +41,15 @@ private:
                 ++column;
             }
         }
-        throw Error(mWhat + ": invalid JSON at line " + std::to_string(line) + ", column " +
-                    std::to_string(column) + ": " + message);
+        throw Error(mWhat + ": invalid JSON at line " + std::to_string(line) + ", column " + std::to_string(column) +
+                    ": " + message);
     }
 
     bool atEnd() const { return mPos >= mText.size(); }
     char peek() const { return atEnd() ? '\0' : mText[mPos]; }
 
     void skipSpace() {
-        while (!atEnd() && (mText[mPos] == ' ' || mText[mPos] == '\t' || mText[mPos] == '\n' ||
-                            mText[mPos] == '\r'))
+        while (!atEnd() && (mText[mPos] == ' ' || mText[mPos] == '\t' || mText[mPos] == '\n' || mText[mPos] == '\r'))
             ++mPos;
     }
 
@@ -188,10 +187,14 @@ private:
         for (int i = 0; i < 4; ++i) {
             char const c = peek();
             unsigned d;
-            if (c >= '0' && c <= '9') d = static_cast<unsigned>(c - '0');
-            else if (c >= 'a' && c <= 'f') d = static_cast<unsigned>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') d = static_cast<unsigned>(c - 'A' + 10);
-            else fail("expected 4 hex digits after \\u" + found());
+            if (c >= '0' && c <= '9')
+                d = static_cast<unsigned>(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                d = static_cast<unsigned>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                d = static_cast<unsigned>(c - 'A' + 10);
+            else
+                fail("expected 4 hex digits after \\u" + found());
             value = value * 16 + d;
             ++mPos;
         }
@@ -236,14 +239,30 @@ private:
             char const e = peek();
             ++mPos;
             switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
                 case 'u': {
                     unsigned cp = hex4();
                     if (cp >= 0xd800 && cp <= 0xdbff) {  // high surrogate: a low one must follow
@@ -265,9 +284,7 @@ private:
     }
 };
 
-Json Json::parse(std::string const& text, std::string const& what) {
-    return JsonParser(text, what).document();
-}
+Json Json::parse(std::string const& text, std::string const& what) { return JsonParser(text, what).document(); }
 
 Json Json::parseFile(std::string const& path) {
     std::ifstream file(path, std::ios::binary);
@@ -280,12 +297,18 @@ Json Json::parseFile(std::string const& path) {
 
 char const* Json::typeName(Type t) {
     switch (t) {
-        case Type::kNull: return "null";
-        case Type::kBool: return "a boolean";
-        case Type::kNumber: return "a number";
-        case Type::kString: return "a string";
-        case Type::kArray: return "an array";
-        case Type::kObject: return "an object";
+        case Type::kNull:
+            return "null";
+        case Type::kBool:
+            return "a boolean";
+        case Type::kNumber:
+            return "a number";
+        case Type::kString:
+            return "a string";
+        case Type::kArray:
+            return "an array";
+        case Type::kObject:
+            return "an object";
     }
     return "?";
 }

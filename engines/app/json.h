@@ -13,7 +13,7 @@ namespace asap {
 namespace app {
 
 class Json {
-public:
+  public:
     enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
 
     // Parses a whole document; throws Error("<what>: invalid JSON at line L, column C: ...").
@@ -44,7 +44,7 @@ public:
     // "file.json:" + "height" -> "file.json: height"; "file.json: config" -> "... config.label_nc"
     static std::string memberPath(std::string const& path, std::string const& key);
 
-private:
+  private:
     friend class JsonParser;
     Type mType = Type::kNull;
     bool mBool = false;

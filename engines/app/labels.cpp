@@ -25,10 +25,12 @@ IdMap fromRaster(Raster const& r, std::string const& path) {
 IdMap loadLabelMap(std::string const& path) {
     Raster const r = readPng(path);
     if (r.channels != 1)
-        throw Error(path + " is " + r.describe() + "; a label map holds one class id per pixel "
+        throw Error(path + " is " + r.describe() +
+                    "; a label map holds one class id per pixel "
                     "(8-bit grayscale or palette PNG): convert colours to class ids first");
     if (r.bitDepth == 16)
-        throw Error(path + " is 16-bit grayscale; a label map is an 8-bit grayscale or palette PNG "
+        throw Error(path +
+                    " is 16-bit grayscale; a label map is an 8-bit grayscale or palette PNG "
                     "of class ids (the authors' loader would multiply 16-bit values by 255)");
     return fromRaster(r, path);
 }
@@ -36,7 +38,8 @@ IdMap loadLabelMap(std::string const& path) {
 IdMap loadInstanceMap(std::string const& path) {
     Raster const r = readPng(path);
     if (r.channels != 1)
-        throw Error(path + " is " + r.describe() + "; an instance map holds one instance id per "
+        throw Error(path + " is " + r.describe() +
+                    "; an instance map holds one instance id per "
                     "pixel (8/16-bit grayscale PNG, like Cityscapes' *_instanceIds.png)");
     return fromRaster(r, path);
 }
@@ -60,8 +63,8 @@ std::vector<int> nearestTable(int in, int out) {
 }  // namespace
 
 IdMap resizeNearest(IdMap const& map, int width, int height) {
-    if (width <= 0 || height <= 0) throw Error("resize: invalid size " + std::to_string(width) + "x" +
-                                               std::to_string(height));
+    if (width <= 0 || height <= 0)
+        throw Error("resize: invalid size " + std::to_string(width) + "x" + std::to_string(height));
     if (map.width == width && map.height == height) return map;
     std::vector<int> const xs = nearestTable(map.width, width), ys = nearestTable(map.height, height);
     IdMap out;
@@ -95,8 +98,10 @@ void checkClassIds(IdMap const& labels, LabelSpec const& spec) {
     if (!bad) return;
     int const x = static_cast<int>(first % labels.width), y = static_cast<int>(first / labels.width);
     std::string allowed = "ids 0.." + std::to_string(spec.labelNc - 1);
-    if (spec.dontCare) allowed += ", " + std::to_string(spec.labelNc) + " and 255 = don't care";
-    else allowed += " and 255 (no don't-care channel: an all-zero one-hot vector)";
+    if (spec.dontCare)
+        allowed += ", " + std::to_string(spec.labelNc) + " and 255 = don't care";
+    else
+        allowed += " and 255 (no don't-care channel: an all-zero one-hot vector)";
     throw Error(labels.source + ": class id " + std::to_string(labels.ids[first]) + " at pixel (x " +
                 std::to_string(x) + ", y " + std::to_string(y) + ")" +
                 (bad > 1 ? " and " + std::to_string(bad - 1) + " more pixels" : std::string()) +
@@ -138,12 +143,13 @@ void encodeOneHot(IdMap const& labels, IdMap const* instances, LabelSpec const& 
     }
     if (!spec.instanceEdge) return;
     if (!instances)
-        throw Error("this model uses instance edges (" + spec.describe() + "): pass an instance map "
+        throw Error("this model uses instance edges (" + spec.describe() +
+                    "): pass an instance map "
                     "(--instance, e.g. Cityscapes' *_instanceIds.png)");
     if (instances->width != labels.width || instances->height != labels.height)
         throw Error(instances->source + ": instance map is " + std::to_string(instances->width) + "x" +
-                    std::to_string(instances->height) + " but the label map is " +
-                    std::to_string(labels.width) + "x" + std::to_string(labels.height));
+                    std::to_string(instances->height) + " but the label map is " + std::to_string(labels.width) + "x" +
+                    std::to_string(labels.height));
     std::vector<uint8_t> const edges = instanceEdges(*instances);
     T* edgePlane = out + static_cast<size_t>(classes) * plane;
     for (size_t i = 0; i < plane; ++i)

@@ -13,16 +13,16 @@ constexpr int kMaxClasses = 4096;  // far above any dataset; guards against nons
 int intField(Json const& obj, std::string const& key, std::string const& path, int64_t lo, int64_t hi) {
     int64_t const v = obj.at(key, path).asInt(Json::memberPath(path, key));
     if (v < lo || v > hi)
-        throw Error(Json::memberPath(path, key) + " is " + std::to_string(v) + "; expected " +
-                    std::to_string(lo) + ".." + std::to_string(hi));
+        throw Error(Json::memberPath(path, key) + " is " + std::to_string(v) + "; expected " + std::to_string(lo) +
+                    ".." + std::to_string(hi));
     return static_cast<int>(v);
 }
 
 TensorSpec tensorSpec(Json const& t, std::string const& path) {
     TensorSpec spec;
     spec.name = t.at("name", path).asString(Json::memberPath(path, "name"));
-    spec.dtype = parseDtype(t.at("dtype", path).asString(Json::memberPath(path, "dtype")),
-                            Json::memberPath(path, "dtype"));
+    spec.dtype =
+        parseDtype(t.at("dtype", path).asString(Json::memberPath(path, "dtype")), Json::memberPath(path, "dtype"));
     std::string const shapePath = Json::memberPath(path, "shape");
     auto const& dims = t.at("shape", path).items(shapePath);
     for (size_t i = 0; i < dims.size(); ++i) {
@@ -53,7 +53,8 @@ std::vector<TensorSpec> tensorList(Json const& obj, std::string const& key, std:
 std::string describeIO(std::vector<TensorSpec> const& inputs, std::vector<TensorSpec> const& outputs) {
     auto list = [](std::vector<TensorSpec> const& ts) {
         std::string s;
-        for (auto const& t : ts) s += (s.empty() ? "" : ", ") + t.name + " " + dtypeName(t.dtype) + " " + shapeString(t.shape);
+        for (auto const& t : ts)
+            s += (s.empty() ? "" : ", ") + t.name + " " + dtypeName(t.dtype) + " " + shapeString(t.shape);
         return s.empty() ? std::string("none") : s;
     };
     return "inputs " + list(inputs) + "; outputs " + list(outputs);
@@ -71,12 +72,14 @@ Manifest Manifest::read(std::string const& path) {
     m.width = intField(doc, "width", root, 1, 65536);
     m.inputMode = doc.at("input_mode", root).asString(Json::memberPath(root, "input_mode"));
     if (m.inputMode != "one-hot" && m.inputMode != "labels")
-        throw Error(path + ": input_mode \"" + m.inputMode + "\" is not supported by this app, which "
+        throw Error(path + ": input_mode \"" + m.inputMode +
+                    "\" is not supported by this app, which "
                     "feeds label maps (exports made with --input one-hot or --input labels)");
     std::string const cfgPath = Json::memberPath(root, "config");
     Json const& cfg = doc.at("config", root);
     m.labels.labelNc = intField(cfg, "label_nc", cfgPath, 1, kMaxClasses);
-    m.labels.dontCare = cfg.at("contain_dontcare_label", cfgPath).asBool(Json::memberPath(cfgPath, "contain_dontcare_label"));
+    m.labels.dontCare =
+        cfg.at("contain_dontcare_label", cfgPath).asBool(Json::memberPath(cfgPath, "contain_dontcare_label"));
     m.labels.instanceEdge = cfg.at("instance_edge", cfgPath).asBool(Json::memberPath(cfgPath, "instance_edge"));
     m.outputNc = intField(cfg, "output_nc", cfgPath, 1, 64);
     std::string const filesPath = Json::memberPath(root, "files");
@@ -97,7 +100,8 @@ Manifest Manifest::read(std::string const& path) {
     bool anyGenerator = false;
     for (auto const& g : m.files) anyGenerator = anyGenerator || g.isGenerator();
     if (!anyGenerator)
-        throw Error(path + ": lists no whole-generator graph (asapnet or asapnet_plugin); re-export "
+        throw Error(path +
+                    ": lists no whole-generator graph (asapnet or asapnet_plugin); re-export "
                     "with python -m asap_deploy.export");
     return m;
 }
@@ -141,17 +145,22 @@ GraphFile const& matchEngine(Manifest const& manifest, std::vector<EngineTensor>
         for (auto const& g : manifest.files)
             if (g.sha256 == onnxSha256) built = &g;
         if (!built)
-            throw Error(engineName + " was built from an ONNX file that is not part of this export "
-                        "(sha256 " + onnxSha256.substr(0, 12) + "... is not in " + manifest.path +
+            throw Error(engineName +
+                        " was built from an ONNX file that is not part of this export "
+                        "(sha256 " +
+                        onnxSha256.substr(0, 12) + "... is not in " + manifest.path +
                         "): pass the manifest.json of the export the engine was built from");
         if (!built->isGenerator())
-            throw Error(engineName + " was built from " + built->file + ", one stage of the generator; "
+            throw Error(engineName + " was built from " + built->file +
+                        ", one stage of the generator; "
                         "this app runs whole-generator engines: build asapnet_plugin_fp16.onnx or "
                         "asapnet_fp16.onnx (python -m asap_deploy.build)");
         std::string const diff = interfaceDifference(*built, io);
         if (!diff.empty())
-            throw Error(engineName + " does not have the interface of " + built->file + " it was built "
-                        "from (" + diff + "): the engine or its sidecar was replaced; rebuild the engine");
+            throw Error(engineName + " does not have the interface of " + built->file +
+                        " it was built "
+                        "from (" +
+                        diff + "): the engine or its sidecar was replaced; rebuild the engine");
         return *built;
     }
     GraphFile const* first = nullptr;
@@ -167,9 +176,8 @@ GraphFile const& matchEngine(Manifest const& manifest, std::vector<EngineTensor>
     }
     std::vector<TensorSpec> ins, outs;
     for (auto const& t : io) (t.isInput ? ins : outs).push_back(TensorSpec{t.name, t.dtype, t.dims});
-    throw Error(engineName + " matches no generator graph of " + manifest.path + " (engine " +
-                describeIO(ins, outs) + "; " + first->file + ": " + firstDiff +
-                "): was it built from another export?");
+    throw Error(engineName + " matches no generator graph of " + manifest.path + " (engine " + describeIO(ins, outs) +
+                "; " + first->file + ": " + firstDiff + "): was it built from another export?");
 }
 
 }  // namespace app

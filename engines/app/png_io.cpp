@@ -44,7 +44,7 @@ struct ReadState {
     unsigned char* pixels;  // malloc'd so that a longjmp cannot skip a destructor
     png_bytep* rows;
     size_t rowBytes;
-    char problem[256];      // a non-libpng refusal (size), reported by the caller
+    char problem[256];  // a non-libpng refusal (size), reported by the caller
 };
 
 // 0 on success; 1 libpng error (sink.message); 2 refusal (problem).
@@ -57,10 +57,9 @@ int readWithLibpng(ReadState* s) {
     s->height = png_get_image_height(s->png, s->info);
     s->bitDepth = png_get_bit_depth(s->png, s->info);
     s->colorType = png_get_color_type(s->png, s->info);
-    if (s->width > static_cast<png_uint_32>(kMaxImageSide) ||
-        s->height > static_cast<png_uint_32>(kMaxImageSide)) {
-        std::snprintf(s->problem, sizeof s->problem, "is %ux%u pixels; the limit is %dx%d",
-                      s->width, s->height, kMaxImageSide, kMaxImageSide);
+    if (s->width > static_cast<png_uint_32>(kMaxImageSide) || s->height > static_cast<png_uint_32>(kMaxImageSide)) {
+        std::snprintf(s->problem, sizeof s->problem, "is %ux%u pixels; the limit is %dx%d", s->width, s->height,
+                      kMaxImageSide, kMaxImageSide);
         return 2;
     }
     if (s->colorType == PNG_COLOR_TYPE_GRAY && s->bitDepth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
@@ -90,9 +89,8 @@ struct WriteState {
 int writeWithLibpng(WriteState* s) {
     if (setjmp(png_jmpbuf(s->png))) return 1;
     png_init_io(s->png, s->file);
-    png_set_IHDR(s->png, s->info, static_cast<png_uint_32>(s->width),
-                 static_cast<png_uint_32>(s->height), 8, s->colorType, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(s->png, s->info, static_cast<png_uint_32>(s->width), static_cast<png_uint_32>(s->height), 8,
+                 s->colorType, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(s->png, s->info);
     png_write_image(s->png, s->rows);
     png_write_end(s->png, nullptr);
@@ -105,11 +103,16 @@ std::string errnoText() { return std::strerror(errno); }
 
 std::string Raster::describe() const {
     std::string kind;
-    if (palette) kind = "palette";
-    else if (channels == 1) kind = "grayscale";
-    else if (channels == 2) kind = "grayscale+alpha";
-    else if (channels == 3) kind = "RGB";
-    else kind = "RGBA";
+    if (palette)
+        kind = "palette";
+    else if (channels == 1)
+        kind = "grayscale";
+    else if (channels == 2)
+        kind = "grayscale+alpha";
+    else if (channels == 3)
+        kind = "RGB";
+    else
+        kind = "RGBA";
     return std::to_string(bitDepth) + "-bit " + kind;
 }
 
@@ -162,8 +165,7 @@ Raster readPng(std::string const& path) {
 
 void writePng(std::string const& path, uint8_t const* pixels, int width, int height, int channels) {
     if (channels != 1 && channels != 3)
-        throw Error(path + ": can only write grayscale or RGB images, not " + std::to_string(channels) +
-                    " channels");
+        throw Error(path + ": can only write grayscale or RGB images, not " + std::to_string(channels) + " channels");
     if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide)
         throw Error(path + ": invalid image size " + std::to_string(width) + "x" + std::to_string(height));
     namespace fs = std::filesystem;
@@ -213,10 +215,10 @@ void writePng(std::string const& path, uint8_t const* pixels, int width, int hei
     bool const closed = std::fclose(file) == 0;
     if (status != 0 || !flushed || !closed) {
         ::unlink(tmp.c_str());
-        throw Error(path + ": writing failed (" +
-                    (status != 0 ? std::string("libpng: ") + s.sink.message
-                                 : (flushError.empty() ? errnoText() : flushError)) +
-                    ")");
+        throw Error(
+            path + ": writing failed (" +
+            (status != 0 ? std::string("libpng: ") + s.sink.message : (flushError.empty() ? errnoText() : flushError)) +
+            ")");
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
         std::string const why = errnoText();

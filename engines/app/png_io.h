@@ -13,9 +13,9 @@ namespace app {
 struct Raster {
     int width = 0;
     int height = 0;
-    int channels = 0;       // 1 gray or palette index, 2 gray+alpha, 3 RGB, 4 RGBA
-    int bitDepth = 0;       // as stored in the file: 1, 2, 4, 8 or 16
-    bool palette = false;   // channels == 1 and the samples are palette indices
+    int channels = 0;               // 1 gray or palette index, 2 gray+alpha, 3 RGB, 4 RGBA
+    int bitDepth = 0;               // as stored in the file: 1, 2, 4, 8 or 16
+    bool palette = false;           // channels == 1 and the samples are palette indices
     std::vector<uint16_t> samples;  // height x width x channels, row-major
 
     std::string describe() const;  // e.g. "16-bit grayscale", "8-bit RGB", "4-bit palette"

@@ -52,7 +52,8 @@ void checkSidecar(EngineSidecar const& s, std::string const& engineName, std::st
                   std::string const& gpuName, std::string const& computeCapability, bool pluginGiven) {
     if (!s.present) return;
     if (!s.module.empty() && s.module != "tensorrt")
-        throw Error(engineName + " was built with " + s.module + "; this application runs TensorRT "
+        throw Error(engineName + " was built with " + s.module +
+                    "; this application runs TensorRT "
                     "(libnvinfer) engines: build one with python -m asap_deploy.build --module tensorrt");
     // the bindings report a fourth (build) number; major.minor.patch decides plan compatibility
     bool const sameVersion = s.version.empty() || s.version == trtVersion || s.version.rfind(trtVersion + ".", 0) == 0;
@@ -63,7 +64,8 @@ void checkSidecar(EngineSidecar const& s, std::string const& engineName, std::st
         throw Error(engineName + " was built for " + s.gpuName + " (sm " + s.computeCapability + "), this GPU is " +
                     gpuName + " (sm " + computeCapability + "): " + s.rebuildHint() + " on this GPU");
     if (s.needsPlugin && !pluginGiven)
-        throw Error(engineName + " uses the ASAP_SpatialMLP plugin: pass --plugin "
+        throw Error(engineName +
+                    " uses the ASAP_SpatialMLP plugin: pass --plugin "
                     "build/engines/libasap_trt_plugin.so (python -m asap_deploy.build_plugin "
                     "--tensorrt-root $TensorRT_ROOT builds it)");
 }

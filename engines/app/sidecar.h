@@ -11,9 +11,9 @@ namespace app {
 struct EngineSidecar {
     bool present = false;
     std::string path;
-    std::string module;             // "tensorrt" or "tensorrt_rtx"
-    std::string version;            // as the Python bindings report it, e.g. "11.4.0.106"
-    std::string onnx;               // the ONNX file it was built from
+    std::string module;   // "tensorrt" or "tensorrt_rtx"
+    std::string version;  // as the Python bindings report it, e.g. "11.4.0.106"
+    std::string onnx;     // the ONNX file it was built from
     std::string onnxSha256;
     std::string gpuName;
     std::string computeCapability;  // "8.9"; empty when built without a GPU

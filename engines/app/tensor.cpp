@@ -7,20 +7,28 @@ namespace app {
 
 size_t elementSize(DType t) {
     switch (t) {
-        case DType::kFloat32: return 4;
-        case DType::kFloat16: return 2;
-        case DType::kInt32: return 4;
-        case DType::kUint8: return 1;
+        case DType::kFloat32:
+            return 4;
+        case DType::kFloat16:
+            return 2;
+        case DType::kInt32:
+            return 4;
+        case DType::kUint8:
+            return 1;
     }
     return 0;
 }
 
 char const* dtypeName(DType t) {
     switch (t) {
-        case DType::kFloat32: return "float32";
-        case DType::kFloat16: return "float16";
-        case DType::kInt32: return "int32";
-        case DType::kUint8: return "uint8";
+        case DType::kFloat32:
+            return "float32";
+        case DType::kFloat16:
+            return "float16";
+        case DType::kInt32:
+            return "int32";
+        case DType::kUint8:
+            return "uint8";
     }
     return "?";
 }

@@ -12,12 +12,12 @@ namespace app {
 enum class DType { kFloat32, kFloat16, kInt32, kUint8 };
 
 size_t elementSize(DType t);
-char const* dtypeName(DType t);                // numpy spelling, as in manifest.json
+char const* dtypeName(DType t);                                       // numpy spelling, as in manifest.json
 DType parseDtype(std::string const& name, std::string const& where);  // throws Error
 
 // Shapes use -1 for the dynamic batch axis ("batch" in the manifest).
 std::string shapeString(std::vector<int64_t> const& shape);  // "[batch, 7, 512, 96]"
-size_t elementCount(std::vector<int64_t> const& shape);     // batch counts as 1
+size_t elementCount(std::vector<int64_t> const& shape);      // batch counts as 1
 
 struct TensorSpec {
     std::string name;

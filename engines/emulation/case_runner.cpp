@@ -82,7 +82,8 @@ struct Buffer {
     }
     void read(void* host) const {
 #ifdef ASAP_CASE_RUNNER_CUDA
-        if (cudaDeviceSynchronize() != cudaSuccess || cudaMemcpy(host, ptr, bytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        if (cudaDeviceSynchronize() != cudaSuccess ||
+            cudaMemcpy(host, ptr, bytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
             std::fprintf(stderr, "CUDA error after the kernel: %s\n", cudaGetErrorString(cudaGetLastError()));
             std::exit(3);
         }
@@ -142,7 +143,8 @@ bool run_case(Fields const& f) {
     for (size_t cell = 0; cell < static_cast<size_t>(B) * gh * gw; ++cell)
         for (int l = 0; l < s.depth; ++l) {
             int const ci = asap::layer_in(s, l), co = asap::layer_out(s, l);
-            for (int o = 0; o < co; ++o) logical[cell * np + asap::bias_offset(s, l) + o] = static_cast<float>(0.1 * rng.normal());
+            for (int o = 0; o < co; ++o)
+                logical[cell * np + asap::bias_offset(s, l) + o] = static_cast<float>(0.1 * rng.normal());
             for (int k = 0; k < ci * co; ++k)
                 logical[cell * np + asap::weight_offset(s, l) + k] = static_cast<float>(rng.normal() / std::sqrt(ci));
         }
@@ -187,8 +189,9 @@ bool run_case(Fields const& f) {
     for (float v : label) label16.push_back(emu::float_to_half_rn(v));
     Buffer const p_buf(fp16 ? static_cast<void const*>(params16.data()) : params.data(),
                        params.size() * (fp16 ? 2 : 4));
-    Buffer const x_buf(ids ? static_cast<void const*>(id.data())
-                           : fp16 ? static_cast<void const*>(label16.data()) : static_cast<void const*>(label.data()),
+    Buffer const x_buf(ids    ? static_cast<void const*>(id.data())
+                       : fp16 ? static_cast<void const*>(label16.data())
+                              : static_cast<void const*>(label.data()),
                        ids ? id.size() * 4 : label.size() * (fp16 ? 2 : 4));
     int const path = asap_spatial_mlp_path(&s, &t);
     std::string const want = get_str(f, "path", "");
@@ -218,8 +221,8 @@ bool run_case(Fields const& f) {
         }
     }
     bool const ok = worst <= tol;
-    std::printf("%s %s: path=%s max_abs=%.3g tol=%.3g%s\n", ok ? "ok  " : "FAIL", name.c_str(), kPaths[path], worst, tol,
-                ok ? "" : (" at element " + std::to_string(bad)).c_str());
+    std::printf("%s %s: path=%s max_abs=%.3g tol=%.3g%s\n", ok ? "ok  " : "FAIL", name.c_str(), kPaths[path], worst,
+                tol, ok ? "" : (" at element " + std::to_string(bad)).c_str());
     return ok;
 }
 

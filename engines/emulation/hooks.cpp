@@ -4,9 +4,9 @@
 // identifies the instruction. Nothing is checked here: the trace only records.
 #include "runtime_internal.h"
 
-#define ASAP_EMU_HOOK(kind, bytes, is_store)                                                \
-    extern "C" void __asan_##kind##bytes##_noabort(uintptr_t addr) {                        \
-        emu::trace_thread_access(addr, bytes, is_store, __builtin_return_address(0));       \
+#define ASAP_EMU_HOOK(kind, bytes, is_store)                                          \
+    extern "C" void __asan_##kind##bytes##_noabort(uintptr_t addr) {                  \
+        emu::trace_thread_access(addr, bytes, is_store, __builtin_return_address(0)); \
     }
 
 ASAP_EMU_HOOK(load, 1, false)

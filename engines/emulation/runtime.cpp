@@ -110,7 +110,8 @@ std::string symtab_name(char const* file, uintptr_t offset) {
         auto const* sym = reinterpret_cast<Elf64_Sym const*>(data.data() + sh[i].sh_offset);
         size_t const n = sh[i].sh_size / sizeof(Elf64_Sym);
         for (size_t k = 0; k < n; ++k)
-            if (ELF64_ST_TYPE(sym[k].st_info) == STT_FUNC && sym[k].st_value == offset && sym[k].st_name < strtab.sh_size)
+            if (ELF64_ST_TYPE(sym[k].st_info) == STT_FUNC && sym[k].st_value == offset &&
+                sym[k].st_name < strtab.sh_size)
                 return data.data() + strtab.sh_offset + sym[k].st_name;
     }
     return "";
@@ -161,7 +162,8 @@ std::string kernel_name(void const* func) {
         if (info.dli_sname && info.dli_saddr == func)
             name = info.dli_sname;
         else
-            name = symtab_name(info.dli_fname, reinterpret_cast<uintptr_t>(func) - reinterpret_cast<uintptr_t>(info.dli_fbase));
+            name = symtab_name(info.dli_fname,
+                               reinterpret_cast<uintptr_t>(func) - reinterpret_cast<uintptr_t>(info.dli_fbase));
     }
     name = name.empty() ? format("kernel@%p", func) : demangle(name);
     cache[func] = name;
@@ -194,9 +196,10 @@ void Barrier::arrive_and_wait(char const* what) {
     auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(barrier_timeout_s());
     while (gen == generation)
         if (cv.wait_until(lock, deadline) == std::cv_status::timeout && gen == generation)
-            fatal("deadlock: block (%u,%u,%u) thread %u waited %d s at %s with %d of %d threads arrived "
-                  "(a barrier some threads never reach, or __syncthreads and __syncwarp interleaved differently)",
-                  blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, barrier_timeout_s(), what, arrived, expected);
+            fatal(
+                "deadlock: block (%u,%u,%u) thread %u waited %d s at %s with %d of %d threads arrived "
+                "(a barrier some threads never reach, or __syncthreads and __syncwarp interleaved differently)",
+                blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, barrier_timeout_s(), what, arrived, expected);
 }
 
 void Barrier::drop() {
@@ -228,9 +231,10 @@ void check_block(Launch& L) {
     EMU_UNPOISON(emu_dynamic_smem, kSmemCapacity + kGuardBytes);
     for (size_t i = 0; i < kGuardBytes; ++i)
         if (emu_dynamic_smem[L.smem + i] != 0xff)
-            fatal("%s, block (%u,%u,%u): shared memory written %zu bytes past the %zu bytes the launch "
-                  "requested (the kernel needs more dynamic shared memory than its host code asks for)",
-                  L.name.c_str(), blockIdx.x, blockIdx.y, blockIdx.z, i, L.smem);
+            fatal(
+                "%s, block (%u,%u,%u): shared memory written %zu bytes past the %zu bytes the launch "
+                "requested (the kernel needs more dynamic shared memory than its host code asks for)",
+                L.name.c_str(), blockIdx.x, blockIdx.y, blockIdx.z, i, L.smem);
 }
 
 void thread_main(Launch& L, int tid) {
@@ -312,9 +316,11 @@ cudaError_t func_set_attribute(void const* func, cudaFuncAttribute attr, int val
     if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize)
         return set_error(cudaErrorInvalidValue, format("function attribute %d is not modelled", attr));
     if (value < 0 || value > smem_optin_bytes())
-        return set_error(cudaErrorInvalidValue,
-                         format("cudaFuncSetAttribute(MaxDynamicSharedMemorySize, %d) exceeds the device's opt-in limit "
-                                "of %d bytes (ASAP_EMU_SMEM_OPTIN)", value, smem_optin_bytes()));
+        return set_error(
+            cudaErrorInvalidValue,
+            format("cudaFuncSetAttribute(MaxDynamicSharedMemorySize, %d) exceeds the device's opt-in limit "
+                   "of %d bytes (ASAP_EMU_SMEM_OPTIN)",
+                   value, smem_optin_bytes()));
     std::lock_guard<std::mutex> lock(g_registry_mutex);
     smem_grants()[func] = value;
     return cudaSuccess;
@@ -325,12 +331,12 @@ cudaError_t launch(cudaLaunchConfig_t const* cfg, void const* func, std::functio
     if (!cfg) return set_error(cudaErrorInvalidValue, "cudaLaunchKernelEx: NULL config");
     std::string const name = kernel_name(func);
     if (cfg->stream != nullptr)
-        return set_error(cudaErrorInvalidValue,
-                         "the emulation build runs kernels synchronously on the CPU with host pointers: pass a NULL stream");
+        return set_error(
+            cudaErrorInvalidValue,
+            "the emulation build runs kernels synchronously on the CPU with host pointers: pass a NULL stream");
     dim3 const g = cfg->gridDim, b = cfg->blockDim;
     long const threads = static_cast<long>(b.x) * b.y * b.z;
-    if (g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535 || threads == 0 || threads > 1024 ||
-        b.z > 64)
+    if (g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535 || threads == 0 || threads > 1024 || b.z > 64)
         return set_error(cudaErrorInvalidConfiguration,
                          format("%s: invalid launch configuration grid (%u,%u,%u) block (%u,%u,%u)", name.c_str(), g.x,
                                 g.y, g.z, b.x, b.y, b.z));
@@ -341,13 +347,15 @@ cudaError_t launch(cudaLaunchConfig_t const* cfg, void const* func, std::functio
         if (it != launch_bounds().end()) bounds = it->second;
     }
     if (threads > bounds)
-        return set_error(cudaErrorLaunchOutOfResources,
-                         format("%s: a block of %ld threads exceeds its __launch_bounds__(%d)", name.c_str(), threads, bounds));
+        return set_error(
+            cudaErrorLaunchOutOfResources,
+            format("%s: a block of %ld threads exceeds its __launch_bounds__(%d)", name.c_str(), threads, bounds));
     size_t const smem = cfg->dynamicSmemBytes;
     if (smem > static_cast<size_t>(smem_optin_bytes()))
         return set_error(cudaErrorInvalidValue,
                          format("%s: %zu bytes of dynamic shared memory exceed the device's opt-in limit of %d "
-                                "(ASAP_EMU_SMEM_OPTIN)", name.c_str(), smem, smem_optin_bytes()));
+                                "(ASAP_EMU_SMEM_OPTIN)",
+                                name.c_str(), smem, smem_optin_bytes()));
     if (smem > 48 * 1024) {
         std::lock_guard<std::mutex> lock(g_registry_mutex);
         auto it = smem_grants().find(func);
@@ -405,13 +413,26 @@ cudaError_t cudaGetDevice(int* device) {
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
     if (!value || device != 0) return emu::set_error(cudaErrorInvalidDevice, "the emulator has one device, 0");
     switch (attr) {
-        case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
-        case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; break;
-        case cudaDevAttrMultiProcessorCount: *value = 1; break;
-        case cudaDevAttrComputeCapabilityMajor: *value = emu::smem_optin_bytes() > 65536 ? 8 : 7; break;
-        case cudaDevAttrComputeCapabilityMinor: *value = emu::smem_optin_bytes() > 65536 ? 0 : 5; break;
-        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = emu::smem_optin_bytes(); break;
-        default: return emu::set_error(cudaErrorInvalidValue, "device attribute not modelled");
+        case cudaDevAttrMaxThreadsPerBlock:
+            *value = 1024;
+            break;
+        case cudaDevAttrMaxSharedMemoryPerBlock:
+            *value = 48 * 1024;
+            break;
+        case cudaDevAttrMultiProcessorCount:
+            *value = 1;
+            break;
+        case cudaDevAttrComputeCapabilityMajor:
+            *value = emu::smem_optin_bytes() > 65536 ? 8 : 7;
+            break;
+        case cudaDevAttrComputeCapabilityMinor:
+            *value = emu::smem_optin_bytes() > 65536 ? 0 : 5;
+            break;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+            *value = emu::smem_optin_bytes();
+            break;
+        default:
+            return emu::set_error(cudaErrorInvalidValue, "device attribute not modelled");
     }
     return cudaSuccess;
 }
@@ -428,11 +449,20 @@ char const* cudaGetErrorString(cudaError_t error) {
     static thread_local std::string text;
     char const* base = "unknown error";
     switch (error) {
-        case cudaSuccess: return "no error";
-        case cudaErrorInvalidValue: base = "invalid argument"; break;
-        case cudaErrorInvalidConfiguration: base = "invalid configuration argument"; break;
-        case cudaErrorInvalidDevice: base = "invalid device ordinal"; break;
-        case cudaErrorLaunchOutOfResources: base = "too many resources requested for launch"; break;
+        case cudaSuccess:
+            return "no error";
+        case cudaErrorInvalidValue:
+            base = "invalid argument";
+            break;
+        case cudaErrorInvalidConfiguration:
+            base = "invalid configuration argument";
+            break;
+        case cudaErrorInvalidDevice:
+            base = "invalid device ordinal";
+            break;
+        case cudaErrorLaunchOutOfResources:
+            base = "too many resources requested for launch";
+            break;
     }
     text = emu::t_error_detail.empty() ? base : std::string(base) + " (emulator: " + emu::t_error_detail + ")";
     return text.c_str();
@@ -444,8 +474,8 @@ void __pipeline_memcpy_async(void* dst, void const* src, size_t size, size_t zfi
     if (size != 4 && size != 8 && size != 16)
         emu::fatal("__pipeline_memcpy_async in %s: size %zu (must be 4, 8 or 16)", ts.launch->name.c_str(), size);
     if (reinterpret_cast<uintptr_t>(dst) % size || reinterpret_cast<uintptr_t>(src) % size)
-        emu::fatal("__pipeline_memcpy_async in %s: %p <- %p not aligned to the %zu-byte copy", ts.launch->name.c_str(), dst,
-                   src, size);
+        emu::fatal("__pipeline_memcpy_async in %s: %p <- %p not aligned to the %zu-byte copy", ts.launch->name.c_str(),
+                   dst, src, size);
     if (!emu::in_shared(dst, size))
         emu::fatal("__pipeline_memcpy_async in %s: destination %p is not in the block's %zu bytes of shared memory",
                    ts.launch->name.c_str(), dst, ts.launch->smem);
@@ -484,8 +514,8 @@ void __syncwarp(unsigned mask) {
     int const lanes = std::min(32, ts.launch->nthreads - ts.warp * 32);
     unsigned const full = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
     if (mask != full)
-        emu::fatal("__syncwarp(0x%08x) in %s: only the warp's full mask (0x%08x) is modelled", mask, ts.launch->name.c_str(),
-                   full);
+        emu::fatal("__syncwarp(0x%08x) in %s: only the warp's full mask (0x%08x) is modelled", mask,
+                   ts.launch->name.c_str(), full);
     ts.launch->warp_barriers[ts.warp]->arrive_and_wait("__syncwarp");
 }
 

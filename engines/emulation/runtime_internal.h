@@ -64,8 +64,8 @@ struct ThreadState {
     int tid = 0, warp = 0, lane = 0;
     bool in_kernel = false, exited = false;
     int untraced = 0;
-    std::vector<AsyncCopy> current;          // copies of the batch not yet committed
-    std::deque<std::vector<AsyncCopy>> pending;  // committed batches, oldest first
+    std::vector<AsyncCopy> current;                       // copies of the batch not yet committed
+    std::deque<std::vector<AsyncCopy>> pending;           // committed batches, oldest first
     std::unordered_map<uintptr_t, uint32_t> occurrences;  // per access site, this block
     std::vector<TraceRecord> log;
 };

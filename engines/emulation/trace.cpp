@@ -67,12 +67,12 @@ double shared_ways(std::vector<LaneAccess> const& lanes, double* worst) {
         words.clear();
         for (size_t l = first; l < std::min(lanes.size(), first + per_phase); ++l)
             if (lanes[l].size)
-                for (uintptr_t w = lanes[l].addr / 4; w <= (lanes[l].addr + lanes[l].size - 1) / 4; ++w) words.push_back(w);
+                for (uintptr_t w = lanes[l].addr / 4; w <= (lanes[l].addr + lanes[l].size - 1) / 4; ++w)
+                    words.push_back(w);
         if (words.empty()) continue;
         // distinct words per bank: sort by (bank, word), count unique words in each bank
-        std::sort(words.begin(), words.end(), [](uintptr_t a, uintptr_t b) {
-            return (a % 32 != b % 32) ? a % 32 < b % 32 : a < b;
-        });
+        std::sort(words.begin(), words.end(),
+                  [](uintptr_t a, uintptr_t b) { return (a % 32 != b % 32) ? a % 32 < b % 32 : a < b; });
         words.erase(std::unique(words.begin(), words.end()), words.end());
         size_t degree = 1, run = 0;
         for (size_t i = 0; i < words.size(); ++i) {
@@ -155,7 +155,8 @@ void trace_thread_access(uintptr_t addr, uint32_t size, bool store, void const* 
     uintptr_t const key = pc | static_cast<uintptr_t>(buffer) << 48 | static_cast<uintptr_t>(store) << 56;
     uint32_t const occ = ts.occurrences[key]++;
     if (occ < kOccurrenceCap)
-        ts.log.push_back({pc, addr, occ, static_cast<uint16_t>(size), static_cast<uint8_t>(store), static_cast<uint8_t>(buffer)});
+        ts.log.push_back(
+            {pc, addr, occ, static_cast<uint16_t>(size), static_cast<uint8_t>(store), static_cast<uint8_t>(buffer)});
 }
 
 __attribute__((noinline)) void vector_copy(void* dst, void const* src, unsigned bytes) {
@@ -186,7 +187,8 @@ void trace_block_end(Launch& L) {
     int const warps = (L.nthreads + 31) / 32;
     struct KeyHash {
         size_t operator()(std::tuple<uintptr_t, uint8_t, bool, uint32_t> const& k) const {
-            return std::hash<uintptr_t>()(std::get<0>(k) * 1000003u ^ std::get<3>(k) * 131u ^ std::get<1>(k) * 7u ^ std::get<2>(k));
+            return std::hash<uintptr_t>()(std::get<0>(k) * 1000003u ^ std::get<3>(k) * 131u ^ std::get<1>(k) * 7u ^
+                                          std::get<2>(k));
         }
     };
     for (int w = 0; w < warps; ++w) {
@@ -196,13 +198,15 @@ void trace_block_end(Launch& L) {
             ThreadState const* ts = L.states[w * 32 + lane];
             for (TraceRecord const& r : ts->log) {
                 if (r.buffer != kSharedBuffer && r.buffer >= g_session.buffers.size())
-                    fatal("trace: bad record thread %d buffer %d pc %lx size %d occ %u", w * 32 + lane, r.buffer, (unsigned long)r.pc, r.size, r.occurrence);
+                    fatal("trace: bad record thread %d buffer %d pc %lx size %d occ %u", w * 32 + lane, r.buffer,
+                          (unsigned long)r.pc, r.size, r.occurrence);
                 auto& req = requests[{r.pc, r.buffer, r.store != 0, r.occurrence}];
                 if (req.empty()) req.resize(32, LaneAccess{0, 0});
                 req[lane] = LaneAccess{r.addr, r.size};
             }
             for (auto const& [key, count] : ts->occurrences) {
-                SiteKey const sk{key & ((uintptr_t{1} << 48) - 1), static_cast<uint8_t>(key >> 48 & 0xff), (key >> 56) != 0, false};
+                SiteKey const sk{key & ((uintptr_t{1} << 48) - 1), static_cast<uint8_t>(key >> 48 & 0xff),
+                                 (key >> 56) != 0, false};
                 executions[sk] = std::max<uint64_t>(executions[sk], count);
             }
         }

@@ -12,14 +12,14 @@ extern "C" {
 
 /* The MLP, from the ONNX node's attributes (asap_deploy/mlp_spec.py is the source of truth). */
 typedef struct AsapMLPShape {
-    int32_t in_channels;      /* label channels the MLP reads (first channels of input 0) */
+    int32_t in_channels; /* label channels the MLP reads (first channels of input 0) */
     int32_t hidden_width;
-    int32_t depth;            /* linear layers */
+    int32_t depth; /* linear layers */
     int32_t out_channels;
-    int32_t downsampling;     /* S */
-    int32_t num_frequencies;  /* log2(S) */
-    int32_t label_nc;         /* label_ids mode: id 255 reads as label_nc */
-    int32_t input_mode;       /* 0: one-hot float input, 1: int32 class ids */
+    int32_t downsampling;    /* S */
+    int32_t num_frequencies; /* log2(S) */
+    int32_t label_nc;        /* label_ids mode: id 255 reads as label_nc */
+    int32_t input_mode;      /* 0: one-hot float input, 1: int32 class ids */
 } AsapMLPShape;
 
 enum AsapDType { ASAP_FLOAT32 = 0, ASAP_FLOAT16 = 1, ASAP_INT32 = 2 };
@@ -33,13 +33,13 @@ enum AsapParamsLayout { ASAP_PARAMS_NCHW = 0, ASAP_PARAMS_NHWC = 1 };
  * -1 marks a dimension only known at run time (TensorRT at build time): the validator checks
  * what is known, the forward functions need everything. */
 typedef struct AsapMLPTensors {
-    int64_t input_dims[4];   /* B, C, H, W of input 0 (label ids: C = 1) */
-    int64_t params_dims[4];  /* B, NP, H/S, W/S */
-    int32_t input_dtype;     /* one-hot: the params' float type; label ids: ASAP_INT32 */
-    int32_t params_dtype;    /* ASAP_FLOAT32 or ASAP_FLOAT16; the output has this type */
-    int32_t params_layout;   /* enum AsapParamsLayout */
-    int32_t params_pitch;    /* NHWC: elements from one cell to the next (>= NP; kHWC8 pads NP to
-                                a multiple of 8); 0 means NP. Ignored for NCHW. */
+    int64_t input_dims[4];  /* B, C, H, W of input 0 (label ids: C = 1) */
+    int64_t params_dims[4]; /* B, NP, H/S, W/S */
+    int32_t input_dtype;    /* one-hot: the params' float type; label ids: ASAP_INT32 */
+    int32_t params_dtype;   /* ASAP_FLOAT32 or ASAP_FLOAT16; the output has this type */
+    int32_t params_layout;  /* enum AsapParamsLayout */
+    int32_t params_pitch;   /* NHWC: elements from one cell to the next (>= NP; kHWC8 pads NP to
+                               a multiple of 8); 0 means NP. Ignored for NCHW. */
 } AsapMLPTensors;
 
 enum AsapStatus {
@@ -65,8 +65,8 @@ int asap_spatial_mlp_validate(const AsapMLPShape* shape, const AsapMLPTensors* t
  * FP16 with hidden_width 64, out_channels <= 16 and S >= 16 runs on tensor cores (FP32
  * accumulation) where its shared memory fits the device; everything else runs the generic
  * kernel (FP32 arithmetic). The emulation build takes host pointers and a NULL stream. */
-int asap_spatial_mlp_forward(const AsapMLPShape* shape, const AsapMLPTensors* tensors,
-                             const void* input, const void* params, void* output, void* stream);
+int asap_spatial_mlp_forward(const AsapMLPShape* shape, const AsapMLPTensors* tensors, const void* input,
+                             const void* params, void* output, void* stream);
 
 /* 1 when (shape, params dtype) takes the tensor-core path on the current device, else 0. */
 int asap_spatial_mlp_uses_tensor_cores(const AsapMLPShape* shape, int params_dtype);
@@ -81,8 +81,8 @@ enum AsapKernelPath {
 int asap_spatial_mlp_path(const AsapMLPShape* shape, const AsapMLPTensors* tensors);
 
 /* Same computation on the CPU, float32 only (reference build, no CUDA needed). */
-int asap_spatial_mlp_forward_cpu(const AsapMLPShape* shape, const AsapMLPTensors* tensors,
-                                 const void* input, const float* params, float* output);
+int asap_spatial_mlp_forward_cpu(const AsapMLPShape* shape, const AsapMLPTensors* tensors, const void* input,
+                                 const float* params, float* output);
 
 /* Layout queries (the reference build exports them so tests compare them with MLPSpec). */
 int asap_mlp_num_params(const AsapMLPShape* shape);

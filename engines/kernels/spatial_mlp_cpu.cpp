@@ -26,22 +26,19 @@ struct HostInput {
     float label(int c) const {
         return static_cast<float const*>(input)[asap::pixel_index(b, c, y, x, channels, height, width)];
     }
-    int class_id() const {
-        return static_cast<int32_t const*>(input)[asap::pixel_index(b, 0, y, x, 1, height, width)];
-    }
+    int class_id() const { return static_cast<int32_t const*>(input)[asap::pixel_index(b, 0, y, x, 1, height, width)]; }
 };
 
 constexpr int kMaxWidth = 512;
 
 }  // namespace
 
-extern "C" int asap_spatial_mlp_forward_cpu(const AsapMLPShape* shape, const AsapMLPTensors* tensors,
-                                            const void* input, const float* params, float* output) {
+extern "C" int asap_spatial_mlp_forward_cpu(const AsapMLPShape* shape, const AsapMLPTensors* tensors, const void* input,
+                                            const float* params, float* output) {
     if (!shape || !tensors) return asap::fail(ASAP_ERR_SHAPE, "shape and tensors must not be NULL");
     asap::MLPShape const& s = *shape;
     AsapMLPTensors const& t = *tensors;
-    if (t.params_dtype != ASAP_FLOAT32)
-        return asap::fail(ASAP_ERR_DTYPE, "the CPU reference computes in float32 only");
+    if (t.params_dtype != ASAP_FLOAT32) return asap::fail(ASAP_ERR_DTYPE, "the CPU reference computes in float32 only");
     int const status = asap::validate(s, t);
     if (status != ASAP_OK) return status;
     for (int i = 0; i < 4; ++i)

@@ -53,11 +53,16 @@ struct KernelArgs {
 
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-template <class T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <class T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+    return v;
+}
 // Saturating: a hidden activation above 65504 becomes 65504, not inf (and then NaN). NaN stays
 // NaN (the comparisons are false).
-template <> __device__ __forceinline__ __half from_float<__half>(float v) {
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
     v = v > kHalfMax ? kHalfMax : (v < -kHalfMax ? -kHalfMax : v);
     return __float2half_rn(v);
 }
@@ -68,8 +73,7 @@ template <> __device__ __forceinline__ __half from_float<__half>(float v) {
 // Copies `rows` rows of 64 consecutive parameters (row r starts at parameter src + 64 r) into
 // shared rows of pitch `ld` halves: 16-byte cp.async when the cell is contiguous and aligned
 // (a warp then reads 512 contiguous bytes per request), element by element otherwise.
-__device__ void stage_rows(KernelArgs const& a, __half const* cell, int src, int rows, __half* dst,
-                           int ld) {
+__device__ void stage_rows(KernelArgs const& a, __half const* cell, int src, int rows, __half* dst, int ld) {
     if (a.params_vec16) {
         for (int i = threadIdx.x; i < rows * 8; i += blockDim.x) {
             int const r = i / 8, c = (i % 8) * 8;
@@ -91,11 +95,11 @@ __device__ void zero_rows(__half* dst, int rows, int ld) {
 __global__ void __launch_bounds__(kThreads) tensor_core_kernel(KernelArgs a, FastLayout L) {
     using namespace nvcuda;
     MLPShape const& s = a.s;
-    __half* W0 = reinterpret_cast<__half*>(asap_smem + L.w0);          // k0 x kLd
-    __half* W0l = reinterpret_cast<__half*>(asap_smem + L.w0_labels);  // in x kLd (label ids)
-    __half* Wh = reinterpret_cast<__half*>(asap_smem + L.w_hidden);    // (depth-2) x 64 x kLd
-    __half* Wl = reinterpret_cast<__half*>(asap_smem + L.w_last);      // 16 x kLd, column-major B
-    __half* bias = reinterpret_cast<__half*>(asap_smem + L.bias);      // (depth-1) x 64, then 16
+    __half* W0 = reinterpret_cast<__half*>(asap_smem + L.w0);              // k0 x kLd
+    __half* W0l = reinterpret_cast<__half*>(asap_smem + L.w0_labels);      // in x kLd (label ids)
+    __half* Wh = reinterpret_cast<__half*>(asap_smem + L.w_hidden);        // (depth-2) x 64 x kLd
+    __half* Wl = reinterpret_cast<__half*>(asap_smem + L.w_last);          // 16 x kLd, column-major B
+    __half* bias = reinterpret_cast<__half*>(asap_smem + L.bias);          // (depth-1) x 64, then 16
     __half2* pe_tab = reinterpret_cast<__half2*>(asap_smem + L.pe_table);  // (cos, sin) rows
 
     int const cy = blockIdx.x / a.gw, cx = blockIdx.x % a.gw, b = blockIdx.y;
@@ -157,8 +161,7 @@ __global__ void __launch_bounds__(kThreads) tensor_core_kernel(KernelArgs a, Fas
             pre_id = idmap[pixel_index(b, 0, y, x, 1, a.height, a.width)];
         } else {
             auto at = [&](int c) {
-                return c < in ? label[pixel_index(b, c, y, x, a.input_channels, a.height, a.width)]
-                              : __float2half(0.f);
+                return c < in ? label[pixel_index(b, c, y, x, a.input_channels, a.height, a.width)] : __float2half(0.f);
             };
 #pragma unroll
             for (int c = 0; c < kMaxPrefetch; c += 2)
@@ -185,7 +188,7 @@ __global__ void __launch_bounds__(kThreads) tensor_core_kernel(KernelArgs a, Fas
     // Each lane converts the elements at the positions it stored them (the accumulator layout
     // of sm_80+ mma.sync), which keeps the stage traffic conflict-free; correctness does not
     // depend on that layout.
-    auto epilogue = [&](FragC (&acc)[2][kHW / kMma], __half const* layer_bias) {
+    auto epilogue = [&](FragC(&acc)[2][kHW / kMma], __half const* layer_bias) {
         __syncwarp();  // every lane's A loads of this layer precede the overwrite of act
 #pragma unroll
         for (int m = 0; m < 2; ++m)
@@ -368,12 +371,14 @@ struct GenericWeights {
 
 // Activation tile pitch (floats per channel row): pixels + 4 keeps rows 16-byte aligned for
 // the broadcast float4 reads that dominate the tile's traffic.
-template <int PIX> __device__ __forceinline__ constexpr int generic_pitch() { return PIX + 4; }
+template <int PIX>
+__device__ __forceinline__ constexpr int generic_pitch() {
+    return PIX + 4;
+}
 
 // z[slot][p] = the bias of output channel lane + 32 slot, for every pixel p.
 template <int SLOTS, int PIX, class Weights>
-__device__ __forceinline__ void init_bias(float (&z)[SLOTS][PIX], Weights const& w, int bias_at, int c_out,
-                                          int lane) {
+__device__ __forceinline__ void init_bias(float (&z)[SLOTS][PIX], Weights const& w, int bias_at, int c_out, int lane) {
 #pragma unroll
     for (int sl = 0; sl < SLOTS; ++sl) {
         float const bv = sl * 32 + lane < c_out ? w(bias_at + sl * 32 + lane) : 0.f;
@@ -385,8 +390,8 @@ __device__ __forceinline__ void init_bias(float (&z)[SLOTS][PIX], Weights const&
 // z[slot][p] += act_row[p] * W[row][lane + 32 slot]: one input channel, every pixel and output;
 // the activations are broadcast float4 reads, the weights one coalesced read per slot.
 template <int SLOTS, int PIX, class Weights>
-__device__ __forceinline__ void accumulate(float (&z)[SLOTS][PIX], float const* act_row, Weights const& w,
-                                           int row, int c_out, int lane) {
+__device__ __forceinline__ void accumulate(float (&z)[SLOTS][PIX], float const* act_row, Weights const& w, int row,
+                                           int c_out, int lane) {
     float wv[SLOTS];
 #pragma unroll
     for (int sl = 0; sl < SLOTS; ++sl) wv[sl] = sl * 32 + lane < c_out ? w(row + sl * 32 + lane) : 0.f;
@@ -481,8 +486,9 @@ __global__ void __launch_bounds__(kGenericThreads) generic_kernel(KernelArgs a, 
                 int const k = i / PIX, p = i % PIX, ch = first + c0 + k;
                 int const q = p0 + p < npix ? p0 + p : p0;
                 int const dy = q / S, dx = q % S, y = cy * S + dy, x = cx * S + dx;
-                act[k * LDA + p] = ch < in ? to_float(label[pixel_index(b, ch, y, x, a.input_channels, a.height, a.width)])
-                                           : pe_value(s, ch - in, dy, dx);
+                act[k * LDA + p] = ch < in
+                                       ? to_float(label[pixel_index(b, ch, y, x, a.input_channels, a.height, a.width)])
+                                       : pe_value(s, ch - in, dy, dx);
             }
             __syncwarp();
             for (int k = 0; k < n; ++k) accumulate(z, act + k * LDA, w, wo + (first + c0 + k) * c_out, c_out, lane);
@@ -561,8 +567,8 @@ cudaError_t grant(Kernel kernel, int device, int bytes, bool force) {
 }
 
 template <class... Params, class... Args>
-int launch(void (*kernel)(Params...), char const* name, dim3 grid, dim3 block, int smem,
-           cudaStream_t stream, Args... args) {
+int launch(void (*kernel)(Params...), char const* name, dim3 grid, dim3 block, int smem, cudaStream_t stream,
+           Args... args) {
     int const dev = current_device();
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
@@ -576,8 +582,8 @@ int launch(void (*kernel)(Params...), char const* name, dim3 grid, dim3 block, i
         err = cudaLaunchKernelEx(&cfg, kernel, args...);
     }
     if (err != cudaSuccess)
-        return fail(ASAP_ERR_CUDA, "launching %s (grid %ux%u, %u threads, %d bytes of shared memory): %s",
-                    name, grid.x, grid.y, block.x, smem, cudaGetErrorString(err));
+        return fail(ASAP_ERR_CUDA, "launching %s (grid %ux%u, %u threads, %d bytes of shared memory): %s", name, grid.x,
+                    grid.y, block.x, smem, cudaGetErrorString(err));
     return ASAP_OK;
 }
 
@@ -617,10 +623,14 @@ int launch_generic(KernelArgs const& a, dim3 grid, cudaStream_t stream) {
 template <class T>
 int dispatch_generic(KernelArgs const& a, dim3 grid, cudaStream_t stream) {
     switch (generic_slots(a.s)) {
-        case 1: return launch_generic<T, 1>(a, grid, stream);
-        case 2: return launch_generic<T, 2>(a, grid, stream);
-        case 4: return launch_generic<T, 4>(a, grid, stream);
-        default: return launch_generic<T, 8>(a, grid, stream);
+        case 1:
+            return launch_generic<T, 1>(a, grid, stream);
+        case 2:
+            return launch_generic<T, 2>(a, grid, stream);
+        case 4:
+            return launch_generic<T, 4>(a, grid, stream);
+        default:
+            return launch_generic<T, 8>(a, grid, stream);
     }
 }
 
@@ -639,12 +649,11 @@ extern "C" int asap_spatial_mlp_path(const AsapMLPShape* shape, const AsapMLPTen
     if (tensor_cores_usable(*shape, tensors->params_dtype)) return ASAP_PATH_TENSOR_CORES;
     int const elem = tensors->params_dtype == ASAP_FLOAT16 ? 2 : 4;
     return generic_plan(*shape, elem, smem_optin(current_device())).smem_weights ? ASAP_PATH_GENERIC_SHARED
-                                                                                  : ASAP_PATH_GENERIC_GLOBAL;
+                                                                                 : ASAP_PATH_GENERIC_GLOBAL;
 }
 
-extern "C" int asap_spatial_mlp_forward(const AsapMLPShape* shape, const AsapMLPTensors* tensors,
-                                        const void* input, const void* params, void* output,
-                                        void* stream_ptr) {
+extern "C" int asap_spatial_mlp_forward(const AsapMLPShape* shape, const AsapMLPTensors* tensors, const void* input,
+                                        const void* params, void* output, void* stream_ptr) {
     using namespace asap;
     if (!shape || !tensors) return fail(ASAP_ERR_SHAPE, "shape and tensors must not be NULL");
     int const status = validate(*shape, *tensors);
@@ -661,8 +670,8 @@ extern "C" int asap_spatial_mlp_forward(const AsapMLPShape* shape, const AsapMLP
     int const elem = t.params_dtype == ASAP_FLOAT16 ? 2 : 4;
     bool const vec16 = t.params_layout == ASAP_PARAMS_NHWC && (pv.cell * elem) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(params) % 16 == 0;
-    KernelArgs const a{s, input, static_cast<int>(t.input_dims[1]), params, pv, vec16, output,
-                       height, width, gh, gw, np};
+    KernelArgs const a{s,  input, static_cast<int>(t.input_dims[1]), params, pv, vec16, output, height, width, gh,
+                       gw, np};
     dim3 const grid(static_cast<unsigned>(gh * gw), static_cast<unsigned>(batch));
     cudaStream_t const stream = static_cast<cudaStream_t>(stream_ptr);
     if (tensor_cores_usable(s, t.params_dtype)) {

@@ -35,13 +35,9 @@ using MLPShape = AsapMLPShape;
 
 ASAP_HD int pe_channels(MLPShape const& s) { return 4 * s.num_frequencies; }
 
-ASAP_HD int layer_in(MLPShape const& s, int l) {
-    return l == 0 ? s.in_channels + pe_channels(s) : s.hidden_width;
-}
+ASAP_HD int layer_in(MLPShape const& s, int l) { return l == 0 ? s.in_channels + pe_channels(s) : s.hidden_width; }
 
-ASAP_HD int layer_out(MLPShape const& s, int l) {
-    return l == s.depth - 1 ? s.out_channels : s.hidden_width;
-}
+ASAP_HD int layer_out(MLPShape const& s, int l) { return l == s.depth - 1 ? s.out_channels : s.hidden_width; }
 
 ASAP_HD int bias_offset(MLPShape const& s, int l) {
     int off = 0;
@@ -54,18 +50,15 @@ ASAP_HD int weight_offset(MLPShape const& s, int l) { return bias_offset(s, l) +
 ASAP_HD int num_params(MLPShape const& s) { return bias_offset(s, s.depth); }
 
 ASAP_HD bool shape_is_valid(MLPShape const& s) {
-    return s.in_channels > 0 && s.hidden_width > 0 && s.depth >= 2 && s.out_channels > 0 &&
-           s.num_frequencies >= 1 && s.num_frequencies <= 16 &&
-           s.downsampling == (1 << s.num_frequencies) &&
+    return s.in_channels > 0 && s.hidden_width > 0 && s.depth >= 2 && s.out_channels > 0 && s.num_frequencies >= 1 &&
+           s.num_frequencies <= 16 && s.downsampling == (1 << s.num_frequencies) &&
            (s.input_mode == kInputOneHot || s.input_mode == kInputLabelIds);
 }
 
 // Encoding channel `ch` for a pixel at offset (dy, dx) inside its tile. Periods divide S and
 // tiles start at multiples of S, so the in-tile offset gives the same value as the image
 // coordinate. Same float32 arithmetic as the authors: (2 pi * r) / f with r = coordinate mod f.
-ASAP_HD float pe_angle(int f, int coord) {
-    return (kTwoPi * static_cast<float>(coord % f)) / static_cast<float>(f);
-}
+ASAP_HD float pe_angle(int f, int coord) { return (kTwoPi * static_cast<float>(coord % f)) / static_cast<float>(f); }
 
 ASAP_HD float pe_value(MLPShape const& s, int ch, int dy, int dx) {
     int const f = s.downsampling >> (ch / 4);
@@ -97,9 +90,7 @@ ASAP_HD int64_t pixel_index(int b, int c, int y, int x, int channels, int h, int
 struct ParamsView {
     int64_t batch, row, cell, channel;
 
-    ASAP_HD int64_t cell_base(int b, int cy, int cx) const {
-        return b * batch + cy * row + cx * cell;
-    }
+    ASAP_HD int64_t cell_base(int b, int cy, int cx) const { return b * batch + cy * row + cx * cell; }
 };
 
 inline ParamsView params_view(int layout, int64_t np, int64_t pitch, int64_t gh, int64_t gw) {
@@ -116,8 +107,7 @@ ASAP_HD float leaky_relu(float v) { return v > 0.f ? v : v * kLeakySlope; }
 // p of this pixel's cell; `label(c)` label channel c (one-hot mode) and `class_id()` the
 // pixel's id (label_ids mode). MAXW bounds the widths.
 template <int MAXW, class Weights, class Input>
-ASAP_HD void mlp_pixel(MLPShape const& s, Weights const& w, Input const& in, int dy, int dx,
-                       float* out) {
+ASAP_HD void mlp_pixel(MLPShape const& s, Weights const& w, Input const& in, int dy, int dx, float* out) {
     float a[MAXW];
     float z[MAXW];
     int c_out = layer_out(s, 0);
@@ -167,20 +157,20 @@ ASAP_HD constexpr int round_up(int v, int m) { return (v + m - 1) / m * m; }
 // kLd) for the same reason. A pitch of 16 * odd bytes is what makes 8 rows x 16 bytes hit 8
 // different bank groups; tests/test_kernel_reference.py checks every pitch, and the emulator's
 // access report (python -m asap_deploy.kernel_report) measures the conflicts.
-constexpr int kHW = 64;         // hidden width this path is specialised for
-constexpr int kMma = 16;        // WMMA M = N = K
-constexpr int kStep = 32;       // pixels per warp step
-constexpr int kOutPad = 16;     // last layer N, padded
+constexpr int kHW = 64;      // hidden width this path is specialised for
+constexpr int kMma = 16;     // WMMA M = N = K
+constexpr int kStep = 32;    // pixels per warp step
+constexpr int kOutPad = 16;  // last layer N, padded
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kSkew = 8;        // halves added to every 64-wide FP16 row
+constexpr int kSkew = 8;  // halves added to every 64-wide FP16 row
 constexpr int kLd = kHW + kSkew;
 constexpr int kStageLd = kMma + 8;  // floats
 // The last layer's 16 x 16 result is stored column-major with this pitch: its lanes store
 // single floats, and read it back a column (one output channel along 16 pixels) at a time.
 constexpr int kOutStageLd = kMma + 4;
 constexpr int kAlign = 128;
-constexpr int kMaxPrefetch = 40;    // label channels a lane prefetches into registers
+constexpr int kMaxPrefetch = 40;  // label channels a lane prefetches into registers
 
 struct FastLayout {  // byte offsets into dynamic shared memory
     int k0;          // layer-0 K handled by MMA: in+pe (one-hot) or pe (label ids), padded to 16
@@ -213,8 +203,7 @@ ASAP_HD FastLayout fast_layout(MLPShape const& s) {
 }
 
 ASAP_HD bool fast_path_applies(MLPShape const& s, int dtype) {
-    return dtype == ASAP_FLOAT16 && s.hidden_width == kHW && s.out_channels <= kOutPad &&
-           s.downsampling >= kMma;
+    return dtype == ASAP_FLOAT16 && s.hidden_width == kHW && s.out_channels <= kOutPad && s.downsampling >= kMma;
 }
 
 // -- generic path ----------------------------------------------------------------------------
@@ -224,7 +213,7 @@ ASAP_HD bool fast_path_applies(MLPShape const& s, int dtype) {
 // as [channel][pixel] floats, read as broadcasts.
 constexpr int kGenericWarps = 4;
 constexpr int kGenericThreads = kGenericWarps * 32;
-constexpr int kGenericRegs = 64;          // accumulators per thread: slots * pixels
+constexpr int kGenericRegs = 64;  // accumulators per thread: slots * pixels
 constexpr int kGenericMaxWidth = 256;
 
 ASAP_HD int generic_slots(MLPShape const& s) {

@@ -54,7 +54,7 @@ constexpr char const* kUsage =
 
 // A failure at run time (CUDA, TensorRT execution): exit code 1.
 class RuntimeFailure : public std::runtime_error {
-public:
+  public:
     explicit RuntimeFailure(std::string const& m) : std::runtime_error(m) {}
 };
 
@@ -67,7 +67,7 @@ void cudaCheck(cudaError_t status, char const* what) {
 // Warnings go to stderr as they come; errors are kept for the one-line message of the failure
 // they cause.
 class Logger : public nvinfer1::ILogger {
-public:
+  public:
     void log(Severity severity, char const* msg) noexcept override {
         if (severity <= Severity::kERROR) {
             mErrors.emplace_back(msg);
@@ -84,7 +84,7 @@ public:
         return all;
     }
 
-private:
+  private:
     std::vector<std::string> mErrors;
 };
 
@@ -111,18 +111,30 @@ Options parseArgs(int argc, char** argv) {
             if (i + 1 >= argc) throw Error(a + " needs a value. " + kUsage);
             return argv[++i];
         };
-        if (a == "--manifest") o.manifest = value();
-        else if (a == "--input") o.input = value();
-        else if (a == "--instance") o.instance = value();
-        else if (a == "--output") o.output = value();
-        else if (a == "--plugin") o.plugin = value();
-        else if (a == "--iterations") o.iterations = positiveInt("--iterations", value());
-        else if (a == "--warmup") o.warmup = positiveInt("--warmup", value());
-        else if (a == "--cuda-graph") o.cudaGraph = true;
-        else if (a == "-h" || a == "--help") throw Error(kUsage);
-        else if (!a.empty() && a[0] == '-') throw Error("unknown option " + a + ". " + kUsage);
-        else if (o.engine.empty()) o.engine = a;
-        else throw Error("more than one engine given (" + o.engine + ", " + a + "). " + kUsage);
+        if (a == "--manifest")
+            o.manifest = value();
+        else if (a == "--input")
+            o.input = value();
+        else if (a == "--instance")
+            o.instance = value();
+        else if (a == "--output")
+            o.output = value();
+        else if (a == "--plugin")
+            o.plugin = value();
+        else if (a == "--iterations")
+            o.iterations = positiveInt("--iterations", value());
+        else if (a == "--warmup")
+            o.warmup = positiveInt("--warmup", value());
+        else if (a == "--cuda-graph")
+            o.cudaGraph = true;
+        else if (a == "-h" || a == "--help")
+            throw Error(kUsage);
+        else if (!a.empty() && a[0] == '-')
+            throw Error("unknown option " + a + ". " + kUsage);
+        else if (o.engine.empty())
+            o.engine = a;
+        else
+            throw Error("more than one engine given (" + o.engine + ", " + a + "). " + kUsage);
     }
     if (o.engine.empty()) throw Error(std::string("no engine given. ") + kUsage);
     if (o.manifest.empty()) throw Error(std::string("--manifest is required (the export's manifest.json). ") + kUsage);
@@ -137,7 +149,8 @@ Options parseArgs(int argc, char** argv) {
 
 void loadPlugin(std::string const& path, nvinfer1::IRuntime& runtime, Logger& logger) {
     if (!std::filesystem::is_regular_file(path))
-        throw Error("plugin library " + path + " not found: build it with python -m "
+        throw Error("plugin library " + path +
+                    " not found: build it with python -m "
                     "asap_deploy.build_plugin --tensorrt-root $TensorRT_ROOT (it writes build/engines/)");
     auto registered = [] {
         return getPluginRegistry()->getCreator(kPluginName, kPluginVersion, kPluginNamespace) != nullptr;
@@ -146,15 +159,16 @@ void loadPlugin(std::string const& path, nvinfer1::IRuntime& runtime, Logger& lo
     // The static variant registers itself when loaded (it links libnvinfer, already resident).
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle)
-        throw Error("cannot load the plugin library " + path + ": " + dlerror() + " (it must be built "
+        throw Error("cannot load the plugin library " + path + ": " + dlerror() +
+                    " (it must be built "
                     "against this TensorRT and CUDA; is the CUDA runtime on LD_LIBRARY_PATH?)");
     if (registered()) return;
     // The dynamic variant exports getCreators for IPluginRegistry::loadLibrary instead.
     bool const dynamicVariant = dlsym(handle, "getCreators") != nullptr;
     if (dynamicVariant && runtime.getPluginRegistry().loadLibrary(path.c_str()) && registered()) return;
     std::string const why = logger.takeErrors();
-    throw Error(path + " does not provide " + kPluginName + " v" + kPluginVersion + " (namespace " +
-                kPluginNamespace + ")" + (why.empty() ? "" : " [TensorRT: " + why + "]") +
+    throw Error(path + " does not provide " + kPluginName + " v" + kPluginVersion + " (namespace " + kPluginNamespace +
+                ")" + (why.empty() ? "" : " [TensorRT: " + why + "]") +
                 ": pass libasap_trt_plugin.so from python -m asap_deploy.build_plugin");
 }
 
@@ -171,7 +185,9 @@ struct DeviceBuffer {
 
 struct PinnedBuffer {
     void* ptr = nullptr;
-    explicit PinnedBuffer(size_t bytes) { cudaCheck(cudaMallocHost(&ptr, std::max<size_t>(bytes, 1)), "cudaMallocHost"); }
+    explicit PinnedBuffer(size_t bytes) {
+        cudaCheck(cudaMallocHost(&ptr, std::max<size_t>(bytes, 1)), "cudaMallocHost");
+    }
     ~PinnedBuffer() { cudaFreeHost(ptr); }
     PinnedBuffer(PinnedBuffer const&) = delete;
     PinnedBuffer& operator=(PinnedBuffer const&) = delete;
@@ -210,19 +226,21 @@ struct IOBuffer {
 
 DType toDType(nvinfer1::DataType t, std::string const& name) {
     switch (t) {
-        case nvinfer1::DataType::kFLOAT: return DType::kFloat32;
-        case nvinfer1::DataType::kHALF: return DType::kFloat16;
-        case nvinfer1::DataType::kINT32: return DType::kInt32;
-        case nvinfer1::DataType::kUINT8: return DType::kUint8;
+        case nvinfer1::DataType::kFLOAT:
+            return DType::kFloat32;
+        case nvinfer1::DataType::kHALF:
+            return DType::kFloat16;
+        case nvinfer1::DataType::kINT32:
+            return DType::kInt32;
+        case nvinfer1::DataType::kUINT8:
+            return DType::kUint8;
         default:
-            throw Error("engine tensor " + name + " has TensorRT data type " +
-                        std::to_string(static_cast<int>(t)) + ", which no asap_deploy export produces");
+            throw Error("engine tensor " + name + " has TensorRT data type " + std::to_string(static_cast<int>(t)) +
+                        ", which no asap_deploy export produces");
     }
 }
 
-std::vector<int64_t> toVector(nvinfer1::Dims const& d) {
-    return std::vector<int64_t>(d.d, d.d + d.nbDims);
-}
+std::vector<int64_t> toVector(nvinfer1::Dims const& d) { return std::vector<int64_t>(d.d, d.d + d.nbDims); }
 
 size_t volume(nvinfer1::Dims const& d) {
     size_t n = 1;
@@ -261,9 +279,10 @@ Stats summarize(std::vector<double> v) {
 
 void printStats(char const* label, std::vector<double> const& values) {
     Stats const s = summarize(values);
-    std::printf("%s: min = %.5f ms, max = %.5f ms, mean = %.5f ms, median = %.5f ms, "
-                "percentile(90%%) = %.5f ms, percentile(95%%) = %.5f ms, percentile(99%%) = %.5f ms\n",
-                label, s.min, s.max, s.mean, s.median, s.p90, s.p95, s.p99);
+    std::printf(
+        "%s: min = %.5f ms, max = %.5f ms, mean = %.5f ms, median = %.5f ms, "
+        "percentile(90%%) = %.5f ms, percentile(95%%) = %.5f ms, percentile(99%%) = %.5f ms\n",
+        label, s.min, s.max, s.mean, s.median, s.p90, s.p95, s.p99);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +294,8 @@ int run(Options const& o) {
     LabelInputs const maps = loadLabelInputs(manifest, o.input, o.instance);
     for (auto const& note : maps.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
     if (!std::filesystem::is_regular_file(o.engine))
-        throw Error(o.engine + ": engine not found (build one with python -m asap_deploy.build "
+        throw Error(o.engine +
+                    ": engine not found (build one with python -m asap_deploy.build "
                     "EXPORT/asapnet_plugin_fp16.onnx)");
 
     int devices = 0;
@@ -306,7 +326,8 @@ int run(Options const& o) {
         std::string const why = logger.takeErrors();
         std::string hint = "was it built by another TensorRT version or for another GPU? " + sidecar.rebuildHint();
         if (o.plugin.empty() && why.find(kPluginName) != std::string::npos)
-            hint = std::string("it uses the ") + kPluginName + " plugin: pass --plugin build/engines/libasap_trt_plugin.so";
+            hint = std::string("it uses the ") + kPluginName +
+                   " plugin: pass --plugin build/engines/libasap_trt_plugin.so";
         throw Error(o.engine + " could not be deserialized (TensorRT: " + (why.empty() ? "no message" : why) +
                     "): " + hint);
     }
@@ -320,7 +341,8 @@ int run(Options const& o) {
         t.dtype = toDType(engine->getTensorDataType(name), name);
         t.dims = toVector(engine->getTensorShape(name));
         if (engine->getTensorFormat(name) != nvinfer1::TensorFormat::kLINEAR)
-            throw Error(std::string("engine tensor ") + name + " is not in linear (NCHW) format; build the "
+            throw Error(std::string("engine tensor ") + name +
+                        " is not in linear (NCHW) format; build the "
                         "engine with python -m asap_deploy.build, which keeps I/O linear");
         if (engine->getTensorLocation(name) != nvinfer1::TensorLocation::kDEVICE)
             throw Error(std::string("engine tensor ") + name + " is a host (shape) tensor; not an asap_deploy engine");
@@ -341,7 +363,8 @@ int run(Options const& o) {
             nvinfer1::Dims const hi = engine->getProfileShape(name, 0, nvinfer1::OptProfileSelector::kMAX);
             if (lo.d[0] > 1 || hi.d[0] < 1)
                 throw Error(o.engine + ": its batch profile is " + std::to_string(lo.d[0]) + ".." +
-                            std::to_string(hi.d[0]) + " and this application runs one image: rebuild with "
+                            std::to_string(hi.d[0]) +
+                            " and this application runs one image: rebuild with "
                             "python -m asap_deploy.build ... --batch 1");
             dims.d[0] = 1;
         } else if (dims.d[0] != 1) {
@@ -402,7 +425,8 @@ int run(Options const& o) {
         cudaCheck(cudaEventRecord(start.e, stream.s), "cudaEventRecord");
         for (auto const& b : buffers)
             if (b.isInput)
-                cudaCheck(cudaMemcpyAsync(b.device->ptr, b.host->ptr, b.bytes, cudaMemcpyHostToDevice, stream.s), "H2D copy");
+                cudaCheck(cudaMemcpyAsync(b.device->ptr, b.host->ptr, b.bytes, cudaMemcpyHostToDevice, stream.s),
+                          "H2D copy");
         cudaCheck(cudaEventRecord(uploaded.e, stream.s), "cudaEventRecord");
         auto const t0 = std::chrono::steady_clock::now();
         compute();
@@ -410,7 +434,8 @@ int run(Options const& o) {
         cudaCheck(cudaEventRecord(computed.e, stream.s), "cudaEventRecord");
         for (auto const& b : buffers)
             if (!b.isInput)
-                cudaCheck(cudaMemcpyAsync(b.host->ptr, b.device->ptr, b.bytes, cudaMemcpyDeviceToHost, stream.s), "D2H copy");
+                cudaCheck(cudaMemcpyAsync(b.host->ptr, b.device->ptr, b.bytes, cudaMemcpyDeviceToHost, stream.s),
+                          "D2H copy");
         cudaCheck(cudaEventRecord(downloaded.e, stream.s), "cudaEventRecord");
         cudaCheck(cudaEventSynchronize(downloaded.e), "running the engine");
         if (!record) return;
@@ -435,8 +460,10 @@ int run(Options const& o) {
         useGraph = captured;
         if (!captured) {
             cudaGetLastError();  // clear the capture error; run uncaptured instead
-            std::fprintf(stderr, "warning: the engine could not be captured in a CUDA graph (%s); "
-                         "timing enqueueV3 instead\n", logger.takeErrors().c_str());
+            std::fprintf(stderr,
+                         "warning: the engine could not be captured in a CUDA graph (%s); "
+                         "timing enqueueV3 instead\n",
+                         logger.takeErrors().c_str());
         }
     }
     for (int i = 0; i < o.warmup; ++i) query(false);
@@ -457,8 +484,10 @@ int run(Options const& o) {
     std::printf("tensors: %s\n", ioText.c_str());
     double totalGpu = 0;
     for (double x : gpu_ms) totalGpu += x;
-    std::printf("=== Performance summary: batch 1, %d queries after %d warm-up, each synchronised; "
-                "CUDA graph %s ===\n", o.iterations, o.warmup, useGraph ? "on" : "off");
+    std::printf(
+        "=== Performance summary: batch 1, %d queries after %d warm-up, each synchronised; "
+        "CUDA graph %s ===\n",
+        o.iterations, o.warmup, useGraph ? "on" : "off");
     std::printf("Throughput: %.3f qps\n", o.iterations / wall);
     printStats("Latency", latency);
     printStats("Enqueue Time", enqueue);
@@ -468,9 +497,12 @@ int run(Options const& o) {
     std::printf("Total Host Walltime: %.5f s\n", wall);
     std::printf("Total GPU Compute Time: %.5f s\n", totalGpu / 1000.0);
     if (img.nanCount)
-        std::fprintf(stderr, "warning: the engine produced %zu NaN values (written as 0); compare it with "
-                     "the FP32 engine (python -m asap_deploy.parity)\n", img.nanCount);
-    std::printf("wrote %s (%dx%d %s)\n", o.output.c_str(), img.width, img.height, img.channels == 3 ? "RGB" : "grayscale");
+        std::fprintf(stderr,
+                     "warning: the engine produced %zu NaN values (written as 0); compare it with "
+                     "the FP32 engine (python -m asap_deploy.parity)\n",
+                     img.nanCount);
+    std::printf("wrote %s (%dx%d %s)\n", o.output.c_str(), img.width, img.height,
+                img.channels == 3 ? "RGB" : "grayscale");
     return 0;
 }
 

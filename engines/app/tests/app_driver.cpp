@@ -28,17 +28,22 @@ namespace {
 
 char const* npyDescr(DType t) {
     switch (t) {
-        case DType::kFloat32: return "<f4";
-        case DType::kFloat16: return "<f2";
-        case DType::kInt32: return "<i4";
-        case DType::kUint8: return "|u1";
+        case DType::kFloat32:
+            return "<f4";
+        case DType::kFloat16:
+            return "<f2";
+        case DType::kInt32:
+            return "<i4";
+        case DType::kUint8:
+            return "|u1";
     }
     return "?";
 }
 
 void writeNpy(std::string const& path, DType dtype, std::vector<int64_t> const& shape, void const* data, size_t bytes) {
     std::string header = std::string("{'descr': '") + npyDescr(dtype) + "', 'fortran_order': False, 'shape': (";
-    for (size_t i = 0; i < shape.size(); ++i) header += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? ", " : "");
+    for (size_t i = 0; i < shape.size(); ++i)
+        header += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? ", " : "");
     header += "), }";
     while ((10 + header.size() + 1) % 64) header += ' ';
     header += '\n';
@@ -75,8 +80,8 @@ int run(int argc, char** argv) {
         LabelInputs const maps = loadLabelInputs(m, argv[4], instance);
         for (auto const& n : maps.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
         for (HostTensor const& t : makeInputs(m, *graph, maps))
-            writeNpy(std::string(argv[6]) + "/" + t.spec.name + ".npy", t.spec.dtype, t.spec.shape,
-                     t.bytes.data(), t.bytes.size());
+            writeNpy(std::string(argv[6]) + "/" + t.spec.name + ".npy", t.spec.dtype, t.spec.shape, t.bytes.data(),
+                     t.bytes.size());
         return 0;
     }
     if (cmd == "resize" && argc == 7) {
@@ -105,8 +110,8 @@ int run(int argc, char** argv) {
             std::memcpy(&f, raw.data() + 4 * i, 4);
             out[i] = floatToHalf(f);
         }
-        std::ofstream(argv[3], std::ios::binary).write(reinterpret_cast<char const*>(out.data()),
-                                                       static_cast<std::streamsize>(out.size() * 2));
+        std::ofstream(argv[3], std::ios::binary)
+            .write(reinterpret_cast<char const*>(out.data()), static_cast<std::streamsize>(out.size() * 2));
         return 0;
     }
     if (cmd == "match" && argc >= 5) {

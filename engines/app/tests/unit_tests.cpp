@@ -28,13 +28,13 @@ namespace {
 int gFailures = 0;
 int gChecks = 0;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        ++gChecks;                                                                   \
-        if (!(cond)) {                                                               \
-            ++gFailures;                                                             \
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        ++gChecks;                                                                        \
+        if (!(cond)) {                                                                    \
+            ++gFailures;                                                                  \
             std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
+        }                                                                                 \
     } while (0)
 
 // The call must throw Error whose message contains `part` and is one line.
@@ -46,8 +46,8 @@ void checkThrows(std::function<void()> const& f, std::string const& part, int li
         std::string const msg = e.what();
         if (msg.find(part) == std::string::npos || msg.find('\n') != std::string::npos) {
             ++gFailures;
-            std::fprintf(stderr, "line %d: message \"%s\" lacks \"%s\" (or is not one line)\n", line,
-                         msg.c_str(), part.c_str());
+            std::fprintf(stderr, "line %d: message \"%s\" lacks \"%s\" (or is not one line)\n", line, msg.c_str(),
+                         part.c_str());
         }
         return;
     } catch (std::exception const& e) {
@@ -91,7 +91,10 @@ void testJson() {
     CHECK_THROWS(Json::parse("2.5").asInt("v"), "v must be an integer, not 2.5");
     CHECK_THROWS(Json::parse("1e400").asDouble("v"), "out of range");
 
-    struct Bad { char const* text; char const* message; };
+    struct Bad {
+        char const* text;
+        char const* message;
+    };
     Bad const bad[] = {
         {"", "line 1, column 1: expected a value, found the end"},
         {"{\"a\": 1,}", "expected a member name"},
@@ -113,7 +116,8 @@ void testJson() {
         {"NaN", "expected a value"},
     };
     for (auto const& b : bad) CHECK_THROWS(Json::parse(b.text, "doc.json"), b.message);
-    CHECK_THROWS(Json::parse("[1,\n 2,, 3]", "doc.json"), "doc.json: invalid JSON at line 2, column 4: expected a value, found ','");
+    CHECK_THROWS(Json::parse("[1,\n 2,, 3]", "doc.json"),
+                 "doc.json: invalid JSON at line 2, column 4: expected a value, found ','");
     CHECK_THROWS(Json::parse(std::string(100, '[') + std::string(100, ']')), "nested deeper than 64");
     CHECK(Json::parse(std::string(60, '[') + std::string(60, ']')).isArray());
     CHECK_THROWS(Json::parseFile((gScratch / "nope.json").string()), "cannot open");
@@ -131,12 +135,12 @@ void testHalf() {
     CHECK(floatToHalf(65504.0f) == 0x7bff && floatToHalf(65519.99f) == 0x7bff);
     CHECK(floatToHalf(65520.0f) == 0x7c00 && floatToHalf(1e30f) == 0x7c00);
     CHECK(floatToHalf(std::ldexp(1.0f, -24)) == 0x0001);
-    CHECK(floatToHalf(std::ldexp(1.0f, -25)) == 0x0000);              // tie to even
+    CHECK(floatToHalf(std::ldexp(1.0f, -25)) == 0x0000);  // tie to even
     CHECK(floatToHalf(std::ldexp(1.5f, -25)) == 0x0001);
-    CHECK(floatToHalf(std::ldexp(3.0f, -25)) == 0x0002);              // 1.5 ulp: tie to even
-    CHECK(floatToHalf(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);       // tie to even
+    CHECK(floatToHalf(std::ldexp(3.0f, -25)) == 0x0002);         // 1.5 ulp: tie to even
+    CHECK(floatToHalf(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);  // tie to even
     CHECK(floatToHalf(1.0f + std::ldexp(3.0f, -11)) == 0x3c02);
-    CHECK(floatToHalf(std::ldexp(1023.5f, -24)) == 0x0400);           // rounds up into the normals
+    CHECK(floatToHalf(std::ldexp(1023.5f, -24)) == 0x0400);  // rounds up into the normals
     CHECK(halfToFloat(0x0001) == std::ldexp(1.0f, -24) && halfToFloat(0x7bff) == 65504.0f);
 }
 
@@ -161,12 +165,8 @@ void testResize() {
 }
 
 void testLabels() {
-    IdMap const inst = makeMap(3, 3, {7, 7, 7,
-                                      7, 9, 7,
-                                      7, 7, 7});
-    CHECK(instanceEdges(inst) == (std::vector<uint8_t>{0, 1, 0,
-                                                       1, 1, 1,
-                                                       0, 1, 0}));
+    IdMap const inst = makeMap(3, 3, {7, 7, 7, 7, 9, 7, 7, 7, 7});
+    CHECK(instanceEdges(inst) == (std::vector<uint8_t>{0, 1, 0, 1, 1, 1, 0, 1, 0}));
     CHECK(instanceEdges(makeMap(2, 1, {1, 2})) == (std::vector<uint8_t>{1, 1}));
     CHECK(instanceEdges(makeMap(1, 1, {5})) == (std::vector<uint8_t>{0}));
 
@@ -179,9 +179,9 @@ void testLabels() {
     checkClassIds(labels, spec);
     std::vector<float> oh(4 * 3);
     encodeOneHotFloat(labels, &row, spec, oh.data());
-    CHECK(oh == (std::vector<float>{1, 0, 0,   // class 0
-                                    0, 0, 1,   // class 1
-                                    0, 1, 0,   // don't care (255)
+    CHECK(oh == (std::vector<float>{1, 0, 0,     // class 0
+                                    0, 0, 1,     // class 1
+                                    0, 1, 0,     // don't care (255)
                                     0, 1, 1}));  // edges
     std::vector<uint16_t> ohHalf(4 * 3);
     encodeOneHotHalf(labels, &row, spec, ohHalf.data());
@@ -205,8 +205,8 @@ void testImageOutput() {
     CHECK(imageValueToUint8(std::numeric_limits<float>::quiet_NaN()) == 0);
     CHECK(imageValueToUint8(std::numeric_limits<float>::infinity()) == 255);
     CHECK(imageValueToUint8(-std::numeric_limits<float>::infinity()) == 0);
-    CHECK(imageValueToUint8(std::nextafter(1.f, 0.f)) == 255);  // x + 1 rounds to 2 in float32
-    CHECK(imageValueToUint8(1.f - std::ldexp(1.f, -22)) == 254);  // 254.99997: truncated
+    CHECK(imageValueToUint8(std::nextafter(1.f, 0.f)) == 255);              // x + 1 rounds to 2 in float32
+    CHECK(imageValueToUint8(1.f - std::ldexp(1.f, -22)) == 254);            // 254.99997: truncated
     float const chw[2 * 3] = {-1.f, 1.f, 0.f, 0.5f, -0.5f, std::nanf("")};  // 1 x 2 x 3
     Image8 const gray = imageFromTensor(chw, DType::kFloat32, 1, 2, 3);
     CHECK(gray.pixels == (std::vector<uint8_t>{0, 255, 127, 191, 63, 0}) && gray.nanCount == 1);
@@ -283,12 +283,14 @@ void testManifest() {
                                     {"image", false, DType::kFloat32, {-1, 3, 2, 3}}};
     CHECK(matchEngine(m, io, "", "e.plan").file == "asapnet.onnx");
     CHECK(matchEngine(m, io, "bbbb", "e.plan").file == "asapnet.onnx");
-    CHECK_THROWS(matchEngine(m, io, "cccc", "e.plan"), "input label is float32 in the engine, float16 in asapnet_plugin_fp16.onnx");
+    CHECK_THROWS(matchEngine(m, io, "cccc", "e.plan"),
+                 "input label is float32 in the engine, float16 in asapnet_plugin_fp16.onnx");
     CHECK_THROWS(matchEngine(m, io, "aaaa", "e.plan"), "built from mlp.onnx, one stage of the generator");
     CHECK_THROWS(matchEngine(m, io, "dddd", "e.plan"), "not part of this export");
     std::vector<EngineTensor> wrong = io;
     wrong[0].dims = {-1, 5, 2, 3};
-    CHECK_THROWS(matchEngine(m, wrong, "", "e.plan"), "input label is [batch, 5, 2, 3] in the engine, [batch, 4, 2, 3] in asapnet.onnx");
+    CHECK_THROWS(matchEngine(m, wrong, "", "e.plan"),
+                 "input label is [batch, 5, 2, 3] in the engine, [batch, 4, 2, 3] in asapnet.onnx");
     wrong = io;
     wrong[0].name = "label_map";
     CHECK_THROWS(matchEngine(m, wrong, "", "e.plan"), "the engine has no input label");
@@ -303,16 +305,19 @@ void testManifest() {
         text.replace(text.find(from), from.size(), to);
         return writeFile("variant.json", text);
     };
-    CHECK_THROWS(Manifest::read(variant("\"label_nc\": 2", "\"label_nc\": \"2\"")), "config.label_nc must be an integer, not a string");
+    CHECK_THROWS(Manifest::read(variant("\"label_nc\": 2", "\"label_nc\": \"2\"")),
+                 "config.label_nc must be an integer, not a string");
     CHECK_THROWS(Manifest::read(variant("\"label_nc\": 2,", "")), "config.label_nc is missing");
     CHECK_THROWS(Manifest::read(variant("\"height\": 2,", "")), "variant.json: height is missing");
     CHECK_THROWS(Manifest::read(variant("\"graph\": \"mlp\", ", "")), "variant.json: files[1].graph is missing");
     CHECK_THROWS(Manifest::read(variant("\"one-hot\"", "\"rgb\"")), "input_mode \"rgb\" is not supported");
     CHECK_THROWS(Manifest::read(variant("\"width\": 3", "\"width\": 0")), "width is 0; expected 1..65536");
-    CHECK_THROWS(Manifest::read(variant("\"dtype\": \"float16\"", "\"dtype\": \"bfloat16\"")), "unsupported element type \"bfloat16\"");
+    CHECK_THROWS(Manifest::read(variant("\"dtype\": \"float16\"", "\"dtype\": \"bfloat16\"")),
+                 "unsupported element type \"bfloat16\"");
     CHECK_THROWS(Manifest::read(variant("[\"batch\", 4, 2, 3]", "[\"batch\", \"h\", 2, 3]")),
                  "files[1].inputs[0].shape[1] is the dynamic axis \"h\"");
-    CHECK_THROWS(Manifest::read(writeFile("broken.json", "{\"height\": 2,\n \"width\": }")), "broken.json: invalid JSON at line 2, column 11");
+    CHECK_THROWS(Manifest::read(writeFile("broken.json", "{\"height\": 2,\n \"width\": }")),
+                 "broken.json: invalid JSON at line 2, column 11");
 
     // inputs for the matched graph, from maps at the model's size
     LabelInputs maps;
@@ -340,10 +345,14 @@ void testSidecar() {
     checkSidecar(s, "e.plan", "11.4.0", "NVIDIA L4", "8.9", true);
     CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.1", "NVIDIA L4", "8.9", true),
                  "e.plan was built with TensorRT 11.4.0.106, this application runs TensorRT 11.4.1; engines only "
-                 "load in the version that built them: rebuild it here: python -m asap_deploy.build /x/asapnet_plugin_fp16.onnx");
-    CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.0", "NVIDIA H100", "9.0", true), "built for NVIDIA L4 (sm 8.9), this GPU is NVIDIA H100 (sm 9.0)");
-    CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.0", "NVIDIA L4", "8.9", false), "uses the ASAP_SpatialMLP plugin: pass --plugin");
-    writeFile("e.plan.json", R"({"tensorrt_module": "tensorrt_rtx", "tensorrt_version": "1.2.0", "gpu": null, "plugin": null})");
+                 "load in the version that built them: rebuild it here: python -m asap_deploy.build "
+                 "/x/asapnet_plugin_fp16.onnx");
+    CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.0", "NVIDIA H100", "9.0", true),
+                 "built for NVIDIA L4 (sm 8.9), this GPU is NVIDIA H100 (sm 9.0)");
+    CHECK_THROWS(checkSidecar(s, "e.plan", "11.4.0", "NVIDIA L4", "8.9", false),
+                 "uses the ASAP_SpatialMLP plugin: pass --plugin");
+    writeFile("e.plan.json",
+              R"({"tensorrt_module": "tensorrt_rtx", "tensorrt_version": "1.2.0", "gpu": null, "plugin": null})");
     EngineSidecar const rtx = EngineSidecar::read(engine);
     CHECK(!rtx.needsPlugin && rtx.computeCapability.empty());
     CHECK_THROWS(checkSidecar(rtx, "e.plan", "11.4.0", "G", "8.9", false), "built with tensorrt_rtx");

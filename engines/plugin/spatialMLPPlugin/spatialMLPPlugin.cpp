@@ -28,7 +28,7 @@ void logError(char const* what) noexcept {
 // Integer attributes, in the order of AsapMLPShape; ONNX INT attributes arrive as kINT32.
 struct IntField {
     char const* name;
-    int32_t AsapMLPShape::*member;
+    int32_t AsapMLPShape::* member;
     bool required;
 };
 constexpr IntField kIntFields[] = {
@@ -47,10 +47,14 @@ bool isFloat(DataType t) { return t == DataType::kFLOAT || t == DataType::kHALF;
 
 int32_t dtypeCode(DataType t) {
     switch (t) {
-        case DataType::kFLOAT: return ASAP_FLOAT32;
-        case DataType::kHALF: return ASAP_FLOAT16;
-        case DataType::kINT32: return ASAP_INT32;
-        default: return -1;
+        case DataType::kFLOAT:
+            return ASAP_FLOAT32;
+        case DataType::kHALF:
+            return ASAP_FLOAT16;
+        case DataType::kINT32:
+            return ASAP_INT32;
+        default:
+            return -1;
     }
 }
 
@@ -60,11 +64,24 @@ int32_t dtypeCode(DataType t) {
 bool paramsLayout(TensorFormat format, int64_t channels, int32_t& layout, int32_t& pitch) {
     int64_t const c = channels < 0 ? 0 : channels;
     switch (format) {
-        case TensorFormat::kLINEAR: layout = ASAP_PARAMS_NCHW; pitch = 0; return true;
-        case TensorFormat::kHWC: layout = ASAP_PARAMS_NHWC; pitch = static_cast<int32_t>(c); return true;
-        case TensorFormat::kHWC8: layout = ASAP_PARAMS_NHWC; pitch = static_cast<int32_t>((c + 7) / 8 * 8); return true;
-        case TensorFormat::kHWC16: layout = ASAP_PARAMS_NHWC; pitch = static_cast<int32_t>((c + 15) / 16 * 16); return true;
-        default: return false;
+        case TensorFormat::kLINEAR:
+            layout = ASAP_PARAMS_NCHW;
+            pitch = 0;
+            return true;
+        case TensorFormat::kHWC:
+            layout = ASAP_PARAMS_NHWC;
+            pitch = static_cast<int32_t>(c);
+            return true;
+        case TensorFormat::kHWC8:
+            layout = ASAP_PARAMS_NHWC;
+            pitch = static_cast<int32_t>((c + 7) / 8 * 8);
+            return true;
+        case TensorFormat::kHWC16:
+            layout = ASAP_PARAMS_NHWC;
+            pitch = static_cast<int32_t>((c + 15) / 16 * 16);
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -85,17 +102,20 @@ AsapMLPTensors describe(PluginTensorDesc const& x, PluginTensorDesc const& p) {
 SpatialMLPPlugin::SpatialMLPPlugin(AsapMLPShape const& shape)
     : mShape(shape), mInputMode(kInputModes[shape.input_mode == kInputLabelIds ? 1 : 0]) {
     char id[160];
-    std::snprintf(id, sizeof(id), "%s_v%s_%d_%d_%d_%d_%d_%d_%s", kPluginName, kPluginVersion,
-                  shape.in_channels, shape.hidden_width, shape.depth, shape.out_channels,
-                  shape.downsampling, shape.label_nc, mInputMode.c_str());
+    std::snprintf(id, sizeof(id), "%s_v%s_%d_%d_%d_%d_%d_%d_%s", kPluginName, kPluginVersion, shape.in_channels,
+                  shape.hidden_width, shape.depth, shape.out_channels, shape.downsampling, shape.label_nc,
+                  mInputMode.c_str());
     mTimingCacheId = id;
 }
 
 IPluginCapability* SpatialMLPPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept {
     switch (type) {
-        case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
-        case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
-        case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
+        case PluginCapabilityType::kCORE:
+            return static_cast<IPluginV3OneCore*>(this);
+        case PluginCapabilityType::kBUILD:
+            return static_cast<IPluginV3OneBuild*>(this);
+        case PluginCapabilityType::kRUNTIME:
+            return static_cast<IPluginV3OneRuntime*>(this);
     }
     return nullptr;
 }
@@ -111,16 +131,15 @@ IPluginV3* SpatialMLPPlugin::clone() noexcept {
 
 char const* SpatialMLPPlugin::getTimingCacheID() noexcept { return mTimingCacheId.c_str(); }
 
-int32_t SpatialMLPPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs,
-                                             DataType const* inputTypes, int32_t nbInputs) const noexcept {
+int32_t SpatialMLPPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
+                                             int32_t nbInputs) const noexcept {
     if (nbInputs != 2 || nbOutputs != 1) return -1;
     outputTypes[0] = inputTypes[1];  // the image has the parameter grid's precision
     return 0;
 }
 
-int32_t SpatialMLPPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const*,
-                                          int32_t, DimsExprs* outputs, int32_t nbOutputs,
-                                          IExprBuilder& exprBuilder) noexcept {
+int32_t SpatialMLPPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const*, int32_t,
+                                          DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& exprBuilder) noexcept {
     if (nbInputs != 2 || nbOutputs != 1 || inputs[0].nbDims != 4 || inputs[1].nbDims != 4) {
         logError("expects inputs (B, C, H, W) and params (B, NP, H/S, W/S)");
         return -1;
@@ -133,20 +152,22 @@ int32_t SpatialMLPPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInp
     return 0;
 }
 
-bool SpatialMLPPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut,
-                                                 int32_t nbInputs, int32_t nbOutputs) noexcept {
+bool SpatialMLPPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
+                                                 int32_t nbOutputs) noexcept {
     if (nbInputs != 2 || nbOutputs != 1 || pos < 0 || pos > 2) return false;
     PluginTensorDesc const& d = inOut[pos].desc;
     bool const ids = mShape.input_mode == kInputLabelIds;
     switch (pos) {
-        case 0: return d.format == TensorFormat::kLINEAR && (ids ? d.type == DataType::kINT32 : isFloat(d.type));
+        case 0:
+            return d.format == TensorFormat::kLINEAR && (ids ? d.type == DataType::kINT32 : isFloat(d.type));
         case 1: {
             if (!isFloat(d.type) || (!ids && d.type != inOut[0].desc.type)) return false;
             bool const half = d.type == DataType::kHALF;
             return d.format == TensorFormat::kLINEAR || d.format == TensorFormat::kHWC ||
                    (half && (d.format == TensorFormat::kHWC8 || d.format == TensorFormat::kHWC16));
         }
-        default: return d.format == TensorFormat::kLINEAR && d.type == inOut[1].desc.type;
+        default:
+            return d.format == TensorFormat::kLINEAR && d.type == inOut[1].desc.type;
     }
 }
 
@@ -163,15 +184,14 @@ int32_t SpatialMLPPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int
     return checkShapes(in[0].desc, in[1].desc) ? 0 : -1;
 }
 
-int32_t SpatialMLPPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs,
-                                        PluginTensorDesc const*, int32_t nbOutputs) noexcept {
+int32_t SpatialMLPPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*,
+                                        int32_t nbOutputs) noexcept {
     if (nbInputs != 2 || nbOutputs != 1) return -1;
     return checkShapes(in[0], in[1]) ? 0 : -1;
 }
 
-int32_t SpatialMLPPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*,
-                                  void const* const* inputs, void* const* outputs, void*,
-                                  cudaStream_t stream) noexcept {
+int32_t SpatialMLPPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*, void const* const* inputs,
+                                  void* const* outputs, void*, cudaStream_t stream) noexcept {
     // No allocation, no synchronous call: the kernel launch alone, so CUDA-graph capture works.
     AsapMLPTensors const t = describe(inputDesc[0], inputDesc[1]);
     if (asap_spatial_mlp_forward(&mShape, &t, inputs[0], inputs[1], outputs[0], stream) != ASAP_OK) {
@@ -185,8 +205,7 @@ IPluginV3* SpatialMLPPlugin::attachToContext(IPluginResourceContext*) noexcept {
 
 PluginFieldCollection const* SpatialMLPPlugin::getFieldsToSerialize() noexcept {
     mFields.clear();
-    for (IntField const& f : kIntFields)
-        mFields.emplace_back(f.name, &(mShape.*f.member), PluginFieldType::kINT32, 1);
+    for (IntField const& f : kIntFields) mFields.emplace_back(f.name, &(mShape.*f.member), PluginFieldType::kINT32, 1);
     mFields.emplace_back(kInputModeField, mInputMode.c_str(), PluginFieldType::kCHAR,
                          static_cast<int32_t>(mInputMode.size() + 1));
     mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
@@ -201,8 +220,7 @@ SpatialMLPPluginCreator::SpatialMLPPluginCreator() {
     mFieldCollection.fields = mFields.data();
 }
 
-IPluginV3* SpatialMLPPluginCreator::createPlugin(char const*, PluginFieldCollection const* fc,
-                                                 TensorRTPhase) noexcept {
+IPluginV3* SpatialMLPPluginCreator::createPlugin(char const*, PluginFieldCollection const* fc, TensorRTPhase) noexcept {
     try {
         AsapMLPShape shape{};
         shape.input_mode = kInputOneHot;
@@ -213,9 +231,12 @@ IPluginV3* SpatialMLPPluginCreator::createPlugin(char const*, PluginFieldCollect
             if (std::strcmp(f.name, kInputModeField) == 0) {
                 if (f.type != PluginFieldType::kCHAR) return logError("input_mode must be a string"), nullptr;
                 std::string mode(static_cast<char const*>(f.data), strnlen(static_cast<char const*>(f.data), f.length));
-                if (mode == kInputModes[0]) shape.input_mode = kInputOneHot;
-                else if (mode == kInputModes[1]) shape.input_mode = kInputLabelIds;
-                else return logError("input_mode must be \"one_hot\" or \"label_ids\""), nullptr;
+                if (mode == kInputModes[0])
+                    shape.input_mode = kInputOneHot;
+                else if (mode == kInputModes[1])
+                    shape.input_mode = kInputLabelIds;
+                else
+                    return logError("input_mode must be \"one_hot\" or \"label_ids\""), nullptr;
                 continue;
             }
             for (size_t k = 0; k < sizeof(kIntFields) / sizeof(kIntFields[0]); ++k) {
@@ -236,8 +257,10 @@ IPluginV3* SpatialMLPPluginCreator::createPlugin(char const*, PluginFieldCollect
                 return logError(msg), nullptr;
             }
         if (!shape_is_valid(shape) || shape.hidden_width > kGenericMaxWidth || shape.out_channels > kGenericMaxWidth)
-            return logError("invalid attributes: need positive widths up to 256, depth >= 2 and downsampling = "
-                            "2^num_frequencies"), nullptr;
+            return logError(
+                       "invalid attributes: need positive widths up to 256, depth >= 2 and downsampling = "
+                       "2^num_frequencies"),
+                   nullptr;
         return new SpatialMLPPlugin(shape);
     } catch (std::exception const& e) {
         logError(e.what());

@@ -46,17 +46,17 @@ void vector_copy(void* dst, void const* src, unsigned bytes);
 }  // namespace emu
 
 #ifdef ASAP_EMU_TRACE
-#define ASAP_EMU_VECTOR_COPY(T)                                                  \
-    T() = default;                                                               \
-    T(T const& o) { emu::vector_copy(this, &o, sizeof(T)); }                     \
-    T& operator=(T const& o) {                                                   \
-        emu::vector_copy(this, &o, sizeof(T));                                   \
-        return *this;                                                            \
+#define ASAP_EMU_VECTOR_COPY(T)                              \
+    T() = default;                                           \
+    T(T const& o) { emu::vector_copy(this, &o, sizeof(T)); } \
+    T& operator=(T const& o) {                               \
+        emu::vector_copy(this, &o, sizeof(T));               \
+        return *this;                                        \
     }
-#define ASAP_EMU_VECTOR2(T, E) \
+#define ASAP_EMU_VECTOR2(T, E)  \
     T(E a, E b) : x(a), y(b) {} \
     ASAP_EMU_VECTOR_COPY(T)
-#define ASAP_EMU_VECTOR4(T, E) \
+#define ASAP_EMU_VECTOR4(T, E)                        \
     T(E a, E b, E c, E d) : x(a), y(b), z(c), w(d) {} \
     ASAP_EMU_VECTOR_COPY(T)
 #else
@@ -64,12 +64,30 @@ void vector_copy(void* dst, void const* src, unsigned bytes);
 #define ASAP_EMU_VECTOR4(T, E)
 #endif
 
-struct __attribute__((aligned(8))) float2 { float x, y; ASAP_EMU_VECTOR2(float2, float) };
-struct __attribute__((aligned(16))) float4 { float x, y, z, w; ASAP_EMU_VECTOR4(float4, float) };
-struct __attribute__((aligned(8))) int2 { int x, y; ASAP_EMU_VECTOR2(int2, int) };
-struct __attribute__((aligned(16))) int4 { int x, y, z, w; ASAP_EMU_VECTOR4(int4, int) };
-struct __attribute__((aligned(8))) uint2 { unsigned x, y; ASAP_EMU_VECTOR2(uint2, unsigned) };
-struct __attribute__((aligned(16))) uint4 { unsigned x, y, z, w; ASAP_EMU_VECTOR4(uint4, unsigned) };
+struct __attribute__((aligned(8))) float2 {
+    float x, y;
+    ASAP_EMU_VECTOR2(float2, float)
+};
+struct __attribute__((aligned(16))) float4 {
+    float x, y, z, w;
+    ASAP_EMU_VECTOR4(float4, float)
+};
+struct __attribute__((aligned(8))) int2 {
+    int x, y;
+    ASAP_EMU_VECTOR2(int2, int)
+};
+struct __attribute__((aligned(16))) int4 {
+    int x, y, z, w;
+    ASAP_EMU_VECTOR4(int4, int)
+};
+struct __attribute__((aligned(8))) uint2 {
+    unsigned x, y;
+    ASAP_EMU_VECTOR2(uint2, unsigned)
+};
+struct __attribute__((aligned(16))) uint4 {
+    unsigned x, y, z, w;
+    ASAP_EMU_VECTOR4(uint4, unsigned)
+};
 
 inline float2 make_float2(float x, float y) { return float2{x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }

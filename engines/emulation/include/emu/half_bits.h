@@ -27,7 +27,7 @@ inline uint16_t float_to_half_rn(float f) {
     if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0u));
     int const e = static_cast<int>(exp) - 127 + 15;
     if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow: inf
-    if (e <= 0) {                                              // subnormal half (or zero)
+    if (e <= 0) {                                               // subnormal half (or zero)
         if (e < -10) return static_cast<uint16_t>(sign);
         mant |= 0x800000u;
         int const shift = 14 - e;  // 24-bit significand -> 10 - (1 - e) bits

@@ -67,8 +67,7 @@ cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
 // Every emulated thread calls the kernel with its own copy of the arguments, as CUDA passes
 // kernel parameters by value.
 template <class... ExpTypes, class... ActTypes>
-cudaError_t cudaLaunchKernelEx(cudaLaunchConfig_t const* config, void (*kernel)(ExpTypes...),
-                               ActTypes&&... args) {
+cudaError_t cudaLaunchKernelEx(cudaLaunchConfig_t const* config, void (*kernel)(ExpTypes...), ActTypes&&... args) {
     std::tuple<std::decay_t<ExpTypes>...> const params(std::forward<ActTypes>(args)...);
     return emu::launch(config, reinterpret_cast<void const*>(kernel),
                        [kernel, &params]() { std::apply(kernel, params); });
