@@ -104,14 +104,17 @@ class _Progress:
 
 
 def _model(path: Path):
-    """The export's configuration, read from its manifest without loading anything (None when
-    ``path`` is not in an export folder: ``load`` then says why)."""
+    """The export's configuration, the export verified against its manifest, before anything
+    is loaded (None when ``path`` is not in an export folder: ``load`` then says why)."""
     from .artifacts import MANIFEST, ExportFolder, find_export
 
     if path.is_dir() or path.name == MANIFEST:
-        return ExportFolder(path).config
+        return ExportFolder(path).verify().config
     export = find_export(path) if path.is_file() else None
-    return None if export is None else export.config
+    if export is None:
+        return None
+    export.verify().listed_file(path)
+    return export.config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -218,7 +218,7 @@ def test_an_engine_built_by_hand_is_the_one_the_harness_uses(export, tmp_path, m
     assert build_main([str(onnx_path), "--no-progress"]) == 0
     plan = engine_path(onnx_path, flavour)
     assert plan.is_file() and (plan.parent / (plan.name + ".json")).is_file()
-    indexed = ExportFolder(export.path).engines
+    indexed = ExportFolder(export.path).verify().engines  # the index stays valid, engine too
     assert [e["file"] for e in indexed] == [plan.name]
     assert indexed[0]["graph"] == "asapnet" and indexed[0]["batch"] == [1, 1, 1]
 
