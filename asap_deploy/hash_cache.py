@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 RACY_SECONDS = 2.0
-MAX_ENTRIES = 4096
+MAX_ENTRIES = 1024
 _CHUNK = 1 << 22
 _VERSION = 1
 _FILE = "sha256.json"
@@ -94,8 +94,10 @@ def _save(name: str, key: _Key, digest: str) -> None:
         entries = _load_store()  # read-merge-write: a concurrent writer loses at most its entry
         entries.pop(name, None)
         entries[name] = [*key, digest]
-        while len(entries) > MAX_ENTRIES:  # oldest first (dicts keep insertion order)
-            entries.pop(next(iter(entries)))
+        if len(entries) > MAX_ENTRIES:  # files that are gone first, then the oldest
+            entries = {k: v for k, v in entries.items() if os.path.exists(k)}
+            while len(entries) > MAX_ENTRIES:  # dicts keep insertion order
+                entries.pop(next(iter(entries)))
         fd, tmp = tempfile.mkstemp(prefix=f".{_FILE}.", dir=folder)
         try:
             with os.fdopen(fd, "w") as f:

@@ -118,3 +118,19 @@ def test_export_verification_reads_each_file_once(tmp_path, cache):
     hash_cache.forget()
     verify_export(out)  # the next command
     assert len(cache) == n_files
+
+
+def test_the_store_stays_small(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(hash_cache, "MAX_ENTRIES", 3)
+    files = []
+    for i in range(5):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(bytes([i]))
+        files.append(f)
+        hash_cache.cached_sha256(f)
+    files[4].unlink()
+    f = tmp_path / "f5"
+    f.write_bytes(b"5")
+    hash_cache.cached_sha256(f)
+    entries = json.loads((tmp_path / "cache" / "sha256.json").read_text())["entries"]
+    assert [os.path.basename(k) for k in entries] == ["f2", "f3", "f5"]  # gone, then oldest
