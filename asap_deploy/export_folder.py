@@ -197,8 +197,14 @@ def verify_file(folder: Path, entry: Dict[str, Any], again: str, what: str = "")
 
 
 def rebuild_command(folder: Path, engine: Dict[str, Any]) -> str:
-    return (f"python -m asap_deploy.build {Path(folder) / engine['onnx']} --module "
-            f"{engine['tensorrt_module']} --out {Path(folder) / engine['file']}")
+    """The build command that recreates an indexed engine (its module and batch profile)."""
+    cmd = (f"python -m asap_deploy.build {Path(folder) / engine['onnx']} --module "
+           f"{engine['tensorrt_module']}")
+    batch = engine.get("batch")
+    if isinstance(batch, list) and len(batch) == 3 and all(type(b) is int for b in batch) \
+            and batch != [1, 1, 1]:
+        cmd += " --batch " + " ".join(map(str, batch))
+    return f"{cmd} --out {Path(folder) / engine['file']}"
 
 
 def verify_engine(folder: Path, engine: Dict[str, Any]) -> None:

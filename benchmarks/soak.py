@@ -216,7 +216,8 @@ def two_threads(runners: Sequence, feeds: List[Dict[str, Any]], refs: List[Any],
     return {"threads": len(runners), "inferences_per_thread": n, "seconds": round(wall, 2),
             "throughput_per_s": round(total / wall, 2),
             "max_abs_vs_single_thread": max(worst), "errors": errors,
-            "rss": rss_summary(samples, 0),
+            # the first inferences of each runner allocate its buffers: growth counts after
+            "rss": rss_summary(samples, every),
             "samples": [[int(i), round(m, 3)] for i, m in samples]}
 
 
@@ -342,17 +343,24 @@ def markdown(report: Dict[str, Any]) -> str:
                      f"{r['growth_after_warmup_mib']} | {s['max_abs_output_drift']:.3g} |")
     lines += ["", "Two runners on one model, two threads:", "",
               "| backend | sharing | inferences | inf/s (both) | RSS start MiB | end | max "
-              "| max diff vs one thread | errors |", "|---|---|---|---|---|---|---|---|---|"]
+              "| growth after warm-up MiB | max diff vs one thread | errors |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in report["two_threads"]:
         r = p["rss"]
         lines.append(f"| {p['backend']} | {p['sharing']} | {p['threads']} x "
                      f"{p['inferences_per_thread']} | {p['throughput_per_s']} | {r['start_mib']} "
-                     f"| {r['end_mib']} | {r['max_mib']} | {p['max_abs_vs_single_thread']:.3g} | "
-                     f"{len(p['errors'])} |")
-    lines += ["", "RSS from /proc/self/statm; start = after the first inference; slope = "
-              "least-squares fit of RSS against inferences; warm-up = the first "
-              f"{report['soak'][0]['rss']['warmup_inferences'] if report['soak'] else 0} "
-              "inferences, while allocator arenas grow to their working size."]
+                     f"| {r['end_mib']} | {r['max_mib']} | {r['growth_after_warmup_mib']} | "
+                     f"{p['max_abs_vs_single_thread']:.3g} | {len(p['errors'])} |")
+    soak_warm = report["soak"][0]["rss"]["warmup_inferences"] if report["soak"] else 0
+    pair_warm = report["two_threads"][0]["rss"]["warmup_inferences"] if report["two_threads"] \
+        else 0
+    lines += ["", "RSS from /proc/self/statm. One runner: start = after the first inference; "
+              "slope = least-squares fit of RSS against inferences; warm-up = the first "
+              f"{soak_warm} inferences, while allocator arenas grow to their working size. Two "
+              "threads: start = both runners activated, before their first inference; growth "
+              f"counted after the first {pair_warm} inferences of the two together (each runner's "
+              "first calls allocate its buffers). Throughput on a shared machine: compare runs "
+              "only on one machine at one load."]
     return "\n".join(lines) + "\n"
 
 
