@@ -27,7 +27,7 @@ def pristine(tmp_path_factory):
     ckpt = save(root / "ck")
     out = root / "small"
     assert export_main([str(ckpt), "--width", WIDTH, "--out", str(out), "--precision", "fp32",
-                        "--no-parity", "--engine", "none"]) == 0
+                        "--no-parity"]) == 0  # FP32 only: no engine is built
     return out
 
 
@@ -282,7 +282,7 @@ def _cli(name, folder, tmp_path, label_png):
     if name == "export":
         ckpt = json.loads((folder / "manifest.json").read_text())["source"]["checkpoint"]
         return export_main, [ckpt, "--width", WIDTH, "--out", str(tmp_path / "o"), "--no-parity",
-                             "--engine", "none"]
+                             "--precision", "fp32"]
     if name == "build":
         from asap_deploy.engine.trt_module import import_tensorrt
         from asap_deploy.errors import MissingDependencyError
