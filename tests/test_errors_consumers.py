@@ -185,14 +185,14 @@ def test_out_is_checked_before_any_work(folder, tmp_path, capsys, label_png, com
 
 def test_bench_unwritable_out_fails_before_the_timing(folder, tmp_path, capsys, monkeypatch):
     """The issue's case as a user meets it: nothing is timed, no model is loaded."""
-    calls = []
-    monkeypatch.setattr("asap_deploy.bench.time_runner",
-                        lambda *a, **k: calls.append(1) or {})
+    def timed(*a, **k):
+        raise AssertionError("a backend was timed before --out was checked")
+    monkeypatch.setattr("asap_deploy.bench.time_runner", timed)
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     rc = bench_main(["--export", str(folder), "--backends", "ort-cpu-fp32", "--out",
                      str(blocker / "results"), *QUICK])
-    assert rc == EXIT_USAGE and calls == []
+    assert rc == EXIT_USAGE
     assert_one_error_line(capsys.readouterr().err, "cannot write bench results folder",
                           "is a file, not a folder")
 
