@@ -44,6 +44,11 @@ def load(model: Union[str, Path], backend: str = "auto", device: Optional[str] =
     (default: a GPU when there is one). ``precision``: ``fp32`` or ``fp16`` graphs for ONNX Runtime
     and PyTorch (default: FP16 on a GPU, FP32 on a CPU). ``check_inputs=False`` skips the value
     checks (class-id range), which cost one pass over each input.
+
+    The export is checked against its manifest first (the size and SHA-256 of every graph and
+    indexed engine, and for ``torch`` the checkpoint): a damaged or swapped file is an
+    ``ExportIntegrityError`` naming it and the command that recreates it, whichever backend
+    would run. Hashes are cached while files are unchanged (``asap_deploy.hash_cache``).
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -314,8 +319,10 @@ def _device(device: Optional[str]) -> Optional[str]:
 
 
 def _open(path: Path) -> Tuple[ExportFolder, Optional[Path]]:
+    """The export (every graph and indexed engine verified against its manifest: a damaged
+    export is refused whichever backend would run) and the file asked for, if any."""
     if path.is_dir() or path.name == "manifest.json":
-        return ExportFolder(path), None
+        return ExportFolder(path).verify(), None
     if not path.exists():
         raise ConfigError(f"{path} not found: pass an export folder (python -m asap_deploy.export"
                           f" CHECKPOINT), or an engine or ONNX file inside one")
@@ -326,7 +333,7 @@ def _open(path: Path) -> Tuple[ExportFolder, Optional[Path]]:
     if export is None:
         raise ConfigError(f"{path.parent} has no manifest.json: the model's input format comes "
                           f"from the export's manifest, so load a file inside an export folder")
-    return export, path
+    return export.verify(), export.listed_file(path)
 
 
 def _choose_runner(export: ExportFolder, file: Optional[Path], backend: str,
@@ -367,13 +374,13 @@ def _choose_runner(export: ExportFolder, file: Optional[Path], backend: str,
             raise ConfigError(f"{export.path} has no {backend} engine (engines: {have}): build one "
                               f"with python -m asap_deploy.build {export.path / graph} --module "
                               f"{backend}")
-        return _activate(_trt(export.path / engines[0]["file"], backend, cuda, rules)), []
+        return _activate(_trt(export.engine_path(engines[0]), backend, cuda, rules)), []
 
     # auto: the fastest thing that runs here
     if gpu:
         for e in _engines(export, "auto"):
             try:
-                return _activate(_trt(export.path / e["file"], e["tensorrt_module"], cuda,
+                return _activate(_trt(export.engine_path(e), e["tensorrt_module"], cuda,
                                       rules)), notes
             except RunnerUnavailable as exc:
                 notes.append(f"{e['file']}: {exc}")

@@ -3,19 +3,26 @@
 Runners and applications never guess file names: ONNX graphs are looked up in the manifest's
 ``files`` and engines in its ``engines`` (which ``python -m asap_deploy.build`` and the export
 add to, under the naming rule of ``engine/naming.py``).
+
+Opening an export checks the manifest (garbage, a foreign JSON file or another version is one
+line). No file is used unverified: ``verify()`` checks the size and SHA-256 of every graph and
+indexed engine against the manifest (bench and parity call it before any backend runs),
+``graph_path`` / ``engine_path`` check the one file they return (``asap_deploy.load``), and
+``load_generator`` checks the source checkpoint. Hashes are cached while a file is unchanged
+(``hash_cache``), so the second check of a file costs a ``stat``.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
-from .config import GeneratorConfig
-from .errors import ConfigError
+from .errors import ConfigError, InputPathError
+from .export_folder import (INPUT_MODES, MANIFEST, cached_sha256, config_of, read_manifest,
+                            reexport_command, verify_engine, verify_file, verify_source)
 from .fileio import atomic_write
 
-MANIFEST = "manifest.json"
-INPUT_MODES = ("one-hot", "labels", "rgb")
+__all__ = ["ExportFolder", "open_export", "find_export", "MANIFEST", "INPUT_MODES"]
 
 
 class ExportFolder:
@@ -23,36 +30,54 @@ class ExportFolder:
 
     def __init__(self, path: Path) -> None:
         path = Path(path)
-        if path.is_file() and path.name == MANIFEST:
+        if path.name == MANIFEST and path.is_file():
             path = path.parent
         self.path = path
-        man = path / MANIFEST
-        if not path.is_dir():
-            raise ConfigError(f"export folder {path} not found: export a model first with "
-                              f"python -m asap_deploy.export CHECKPOINT (or --demo PRESET)")
-        if not man.is_file():
-            raise ConfigError(f"{path} has no {MANIFEST}, so it is not an asap_deploy export: "
-                              f"export into it with python -m asap_deploy.export ... --out {path}")
-        try:
-            self.manifest: Dict[str, Any] = json.loads(man.read_text())
-            self.config = GeneratorConfig.from_dict(self.manifest["config"])
-            self.height, self.width = int(self.manifest["height"]), int(self.manifest["width"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{man} is damaged ({type(exc).__name__}: {exc}); export the model "
-                              f"again") from None
+        self.manifest: Dict[str, Any] = read_manifest(path)
+        self.config = config_of(path, self.manifest)
+        self.height, self.width = int(self.manifest["height"]), int(self.manifest["width"])
+
+    # -- verification -------------------------------------------------------------------------
+    @property
+    def reexport(self) -> str:
+        return f"re-export it: {reexport_command(self.path, self.manifest)}"
+
+    def verify(self, files: Optional[Iterable[str]] = None, source: bool = False) -> "ExportFolder":
+        """Check files against the manifest (size, SHA-256); raise ExportIntegrityError naming the
+        first that differs and the command that recreates it. ``files``: names of graphs or
+        engines (default: every graph, and every indexed engine that is present). ``source``:
+        also the checkpoint the export was made from."""
+        graphs = {f["file"]: f for f in self.files}
+        engines = {e["file"]: e for e in self.manifest.get("engines", [])}
+        if files is None:
+            names = list(graphs) + [e for e in engines if (self.path / e).exists()]
+        else:
+            names = list(files)
+        for name in names:
+            if name in graphs:
+                verify_file(self.path, graphs[name], self.reexport)
+            elif name in engines:
+                verify_engine(self.path, engines[name])
+            else:
+                listed = ", ".join(sorted(graphs) + sorted(engines))
+                raise InputPathError(f"{self.path}: manifest.json does not list {name} (it lists "
+                                     f"{listed}): {self.reexport}")
+        if source:
+            verify_source(self.path, self.manifest, self.reexport)
+        return self
 
     # -- what the model is ------------------------------------------------------------------
     @property
     def input_mode(self) -> str:
         """``one-hot`` (float ``label``), ``labels`` (int32 ``label_map``) or ``rgb`` (uint8)."""
-        return str(self.manifest.get("input_mode", "one-hot"))
+        return str(self.manifest["input_mode"])
 
     @property
     def name(self) -> str:
-        src = self.manifest.get("source", {})
+        src = self.manifest["source"]
         if "demo" in src:
             return str(src["demo"])
-        return Path(src.get("checkpoint", self.path)).parent.name or self.path.name
+        return Path(str(src.get("checkpoint", self.path))).parent.name or self.path.name
 
     @property
     def precisions(self) -> List[str]:
@@ -61,7 +86,17 @@ class ExportFolder:
     # -- graphs -----------------------------------------------------------------------------
     @property
     def files(self) -> List[Dict[str, Any]]:
-        return list(self.manifest.get("files", []))
+        return list(self.manifest["files"])
+
+    def file(self, name: str) -> Path:
+        """A listed graph file by name, verified."""
+        if name not in {f["file"] for f in self.files}:
+            raise InputPathError(f"{self.path} has no {name} (it lists "
+                                 f"{', '.join(sorted(f['file'] for f in self.files))}); "
+                                 f"re-export with the precision you need: "
+                                 f"{reexport_command(self.path, self.manifest)}")
+        self.verify([name])
+        return self.path / name
 
     def file_entry(self, graph: str, precision: str) -> Dict[str, Any]:
         for f in self.files:
@@ -72,10 +107,10 @@ class ExportFolder:
                           f"{have}); export again with --precision fp32 fp16")
 
     def graph_path(self, graph: str, precision: str) -> Path:
-        path = self.path / self.file_entry(graph, precision)["file"]
-        if not path.is_file():
-            raise ConfigError(f"{path} is listed in the manifest but missing: export again")
-        return path
+        """The graph's file, verified against the manifest."""
+        name = self.file_entry(graph, precision)["file"]
+        self.verify([name])
+        return self.path / name
 
     def has_graph(self, graph: str, precision: str) -> bool:
         return any(f["graph"] == graph and f["precision"] == precision for f in self.files)
@@ -85,6 +120,25 @@ class ExportFolder:
     def engines(self) -> List[Dict[str, Any]]:
         """Engines registered in the manifest whose files are still there."""
         return [e for e in self.manifest.get("engines", []) if (self.path / e["file"]).is_file()]
+
+    def engine_path(self, entry: Dict[str, Any]) -> Path:
+        """An indexed engine's file, verified against the manifest."""
+        self.verify([entry["file"]])
+        return self.path / entry["file"]
+
+    def listed_file(self, path: Path) -> Path:
+        """``path`` (a graph or engine in this folder), verified; an unindexed file cannot be
+        checked and is refused."""
+        path = Path(path)
+        listed = {f["file"] for f in self.files} | {e["file"] for e in
+                                                     self.manifest.get("engines", [])}
+        if path.name not in listed or path.resolve().parent != self.path.resolve():
+            raise InputPathError(
+                f"{path} is not indexed in {self.path / MANIFEST}, so it cannot be checked "
+                f"against it: pass the export folder, or build engines with python -m "
+                f"asap_deploy.build (which indexes them)")
+        self.verify([path.name])
+        return self.path / path.name
 
     def register_engine(self, engine: Path, sidecar: Dict[str, Any]) -> bool:
         """Add an engine built from one of this export's graphs to the index (replacing an entry of
@@ -104,10 +158,12 @@ class ExportFolder:
             "batch": [sidecar["inputs"][n][k][0] for n in list(sidecar["inputs"])[:1]
                       for k in ("min", "opt", "max")],
             "plugin": plugin.get("kind", "not used"), "gpu": sidecar.get("gpu"),
-            "sha256": sidecar.get("engine_sha256"), "bytes": engine.stat().st_size,
+            # what is on disk now, so that the index verifies whatever the sidecar says (the
+            # loader compares the sidecar's own hash)
+            "sha256": cached_sha256(engine), "bytes": engine.stat().st_size,
         }
         # re-read: another build may have registered its engine since this object was made
-        man = json.loads((self.path / MANIFEST).read_text())
+        man = read_manifest(self.path)
         man["engines"] = [e for e in man.get("engines", []) if e["file"] != engine.name] + [record]
         atomic_write(self.path / MANIFEST, (json.dumps(man, indent=2) + "\n").encode())
         self.manifest = man
@@ -115,20 +171,29 @@ class ExportFolder:
 
     # -- the PyTorch model ------------------------------------------------------------------
     def load_generator(self):
-        """The ASAPNetGenerator this export came from (built-in demo or the source checkpoint)."""
-        src = self.manifest.get("source", {})
+        """The ASAPNetGenerator this export came from (built-in demo or the source checkpoint,
+        checked against the SHA-256 the manifest recorded)."""
+        src = self.manifest["source"]
         if "demo" in src:
             from .demo import demo_generator
 
             return demo_generator(self.config)
-        ckpt = Path(src.get("checkpoint", ""))
+        ckpt = Path(str(src.get("checkpoint", "")))
         if not ckpt.is_file():
             raise ConfigError(f"the checkpoint {ckpt} this export was made from is gone; the "
                               f"PyTorch backends need it (the ONNX and TensorRT ones do not)")
+        verify_source(self.path, self.manifest, self.reexport)
         from .checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(ckpt, self.config.to_dict(), use_options_file=False)
         return ckpt.build_generator()
+
+
+def open_export(path: Path, files: Optional[Iterable[str]] = None,
+                source: bool = False) -> ExportFolder:
+    """The one call before using an export: read its manifest and verify its files (all graphs
+    and present engines by default)."""
+    return ExportFolder(path).verify(files, source=source)
 
 
 def find_export(path: Path) -> Optional[ExportFolder]:

@@ -4,57 +4,65 @@ Each backend is timed on the same seeded inputs: warm-up, then at least --iterat
 least --duration seconds; GPU compute from CUDA events, H2D and D2H apart, end-to-end host latency,
 enqueue time, min/mean/median/p90/p95/p99/max and throughput. A backend that cannot run here is
 listed with the reason. Outputs: terminal table, bench.json, bench.md and latency.png in --out.
+
+Before anything is timed: the flags, the --out folder (writable), and every export against its
+manifest (a damaged file is exit 2, not a backend listed as skipped). Exit codes: 0 every backend
+that can run here ran; 3 none could run here; 4 a backend failed (the results are written in
+both cases and the error line names it).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List
 
-from .errors import AsapDeployError
+from . import cli
+from .errors import AsapDeployError, EnvironmentProblem, ToolFailure, UsageError
 from .harness import cli_common
 from .harness.report import (HEADER, environment, markdown_table, plot_latency, rows,
-                             terminal_table, write_json)
+                             terminal_table, write_json, write_text)
 from .harness.timing import TimingOptions, time_runner
 from .runners import registry
 from .runners.base import RunnerUnavailable
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asap_deploy.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(prog="python -m asap_deploy.bench", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     cli_common.add_model_args(p)
     p.add_argument("--warmup", type=float, default=200.0, metavar="MS")
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--duration", type=float, default=3.0, metavar="S")
     p.add_argument("--cuda-graph", action="store_true", help="replay compute from a CUDA graph")
     p.add_argument("--no-spin-wait", action="store_true", help="blocking-sync CUDA events")
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.iterations < 1 or args.warmup < 0 or args.duration < 0:
+        raise UsageError("--iterations must be >= 1, --warmup and --duration >= 0")
+    cli_common.check_args(args, "bench results folder")
+    names = cli_common.backends(args)
+    sources = cli_common.models(args, source=cli_common.uses_pytorch(names))
     import torch
 
     torch.set_grad_enabled(False)
     opts = TimingOptions(args.warmup, args.iterations, args.duration, args.cuda_graph,
                          not args.no_spin_wait, args.batch)
     results: List[Dict] = []
-    failed = False
-    try:
-        for src in cli_common.models(args):
-            feeds = src.feeds(args.batch, args.seed)
-            ctx = cli_common.context(src, args)
-            res = f"{src.height}x{src.width}"
-            for name in cli_common.backends(args):
-                base = {"model": src.name, "resolution": res, "megapixels": src.megapixels,
-                        "backend": name}
-                outcome = _run_one(registry.get(name), ctx, feeds, opts)
-                results.append({**base, **outcome})
-                failed |= "failed" in outcome
-                status = outcome.get("skipped") or outcome.get("failed")
-                if status:
-                    print(f"  {src.name} {name}: {'failed' if 'failed' in outcome else 'skipped'}"
-                          f" ({status})", flush=True)
-    except AsapDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    for src in sources:
+        feeds = src.feeds(args.batch, args.seed)
+        ctx = cli_common.context(src, args)
+        res = f"{src.height}x{src.width}"
+        for name in names:
+            base = {"model": src.name, "resolution": res, "megapixels": src.megapixels,
+                    "backend": name}
+            outcome = _run_one(registry.get(name), ctx, feeds, opts)
+            results.append({**base, **outcome})
+            status = outcome.get("skipped") or outcome.get("failed")
+            if status:
+                print(f"  {src.name} {name}: {'failed' if 'failed' in outcome else 'skipped'}"
+                      f" ({status})", flush=True)
     body = rows(results)
     print()
     print(terminal_table(HEADER, body))
@@ -63,13 +71,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env = environment("python -m asap_deploy.bench")
         write_json(args.out / "bench.json", {"environment": env, "results": results})
         title = f"ASAP-Net latency, batch {args.batch}, {env.get('gpu') or env['cpu']}"
-        (args.out / "bench.md").write_text(
-            f"Device: {env.get('gpu') or env['cpu']}; command: `{env['command']}`\n\n"
-            + markdown_table(HEADER, body))
+        write_text(args.out / "bench.md",
+                   f"Device: {env.get('gpu') or env['cpu']}; command: `{env['command']}`\n\n"
+                   + markdown_table(HEADER, body))
         why = plot_latency(results, args.out / "latency.png", title)
         print(f"\nwrote {args.out}/bench.json, bench.md" + (
             ", latency.png" if why is None else f" (no plot: {why})"))
-    return 1 if failed else 0
+    verdict(results)
+    return 0
+
+
+def verdict(results: List[Dict]) -> None:
+    """Raise the command's one error line when a backend failed or none could run."""
+    failed = [r for r in results if r.get("failed")]
+    if failed:
+        r = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ToolFailure(f"{r['backend']} failed on {r['model']}{more}: {r['failed']}")
+    if results and all(r.get("skipped") for r in results):
+        why = "; ".join(sorted({f"{r['backend']}: {r['skipped']}" for r in results}))
+        raise EnvironmentProblem(f"no backend could run here ({why})")
 
 
 def _run_one(backend, ctx, feeds, opts: TimingOptions) -> Dict:
@@ -93,6 +114,9 @@ def _run_one(backend, ctx, feeds, opts: TimingOptions) -> Dict:
         return {"failed": str(exc)}
     finally:
         runner.deactivate()
+
+
+main = cli.entry(build_parser, run)
 
 
 if __name__ == "__main__":

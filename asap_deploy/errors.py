@@ -1,6 +1,6 @@
 """Errors a user can act on, and the exit codes every command shares.
 
-Every command (``asap_deploy.cli.main_entry``) prints ``error: <message>`` on one line and exits
+Every command (``asap_deploy.cli.entry``) prints ``error: <message>`` on one line and exits
 with the ``exit_code`` of the exception's class:
 
 ====  ========================================================================================

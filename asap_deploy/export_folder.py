@@ -1,63 +1,37 @@
-"""Export folders (``manifest.json`` + ONNX files), verified before anything uses them.
+"""Export folders (``manifest.json`` + ONNX files + engines), verified before anything uses them.
 
-``verify_export(folder)`` is the one call every consumer (build, bench, parity, translate,
-serving) makes: it reads the manifest, checks that it is an asap_deploy manifest this version
-understands, and checks the size and SHA-256 of each listed file, so that a truncated, edited or
-swapped ONNX file is refused with its name and the command that re-exports it, instead of being
-benchmarked as if it were the model. Light on imports (no torch, no onnx).
+The manifest's schema and each file's size and SHA-256: a truncated, edited or swapped ONNX file
+or engine is refused with its name and the command that recreates it (re-export, or rebuild for
+an engine), instead of being benchmarked as if it were the model. ``artifacts.ExportFolder`` is
+the view every consumer (build, bench, parity, translate, ``asap_deploy.load``, serving) opens an
+export through; ``verify_export(folder)`` is that view, verified. Hashes are cached while a file
+is unchanged (``hash_cache``), so a multi-gigabyte export is read once, not on every command.
+Light on imports (no torch, no onnx).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Union
 
 from .config import GeneratorConfig
 from .errors import AsapDeployError, ExportIntegrityError, InputPathError
+from .hash_cache import cached_sha256, sha256_file
+
+if TYPE_CHECKING:
+    from .artifacts import ExportFolder
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+INPUT_MODES = ("one-hot", "labels", "rgb")
 _REQUIRED = ("manifest_version", "config", "height", "width", "input_mode", "files", "source")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 22
+_ENGINE_KEYS = ("onnx", "graph", "precision", "tensorrt_module")
 
-
-def sha256_file(path: Union[str, Path]) -> str:
-    """SHA-256 of a file, read in 4 MiB chunks (exports reach gigabytes)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@dataclass
-class ExportFolder:
-    path: Path
-    manifest: Dict[str, Any]
-    config: GeneratorConfig
-
-    @property
-    def height(self) -> int:
-        return int(self.manifest["height"])
-
-    @property
-    def width(self) -> int:
-        return int(self.manifest["width"])
-
-    @property
-    def files(self) -> Dict[str, Dict[str, Any]]:
-        return {f["file"]: f for f in self.manifest["files"]}
-
-    def file(self, name: str) -> Path:
-        if name not in self.files:
-            raise InputPathError(f"{self.path} has no {name} (it lists "
-                                 f"{', '.join(sorted(self.files))}); re-export with the "
-                                 f"precision you need: {reexport_command(self.path, self.manifest)}")
-        return self.path / name
+__all__ = ["MANIFEST", "MANIFEST_VERSION", "sha256_file", "cached_sha256", "read_manifest",
+           "reexport_command", "rebuild_command", "verify_file", "verify_engine", "verify_source",
+           "verify_export", "export_of"]
 
 
 def reexport_command(folder: Path, manifest: Optional[Dict[str, Any]] = None) -> str:
@@ -119,6 +93,10 @@ def read_manifest(folder: Union[str, Path]) -> Dict[str, Any]:
             f"{path} has manifest_version {man['manifest_version']!r}; this asap_deploy reads "
             f"version {MANIFEST_VERSION}: {again}")
     _check_files_list(path, man["files"], again)
+    _check_engines_list(path, man.get("engines", []), {f["file"] for f in man["files"]}, again)
+    if man["input_mode"] not in INPUT_MODES:
+        raise ExportIntegrityError(f"{path}: input_mode is {man['input_mode']!r}, not one of "
+                                   f"{', '.join(INPUT_MODES)}: {again}")
     for key in ("height", "width"):
         if type(man[key]) is not int or man[key] < 1:
             raise ExportIntegrityError(f"{path}: {key} is {man[key]!r}, not a positive integer: "
@@ -128,23 +106,53 @@ def read_manifest(folder: Union[str, Path]) -> Dict[str, Any]:
     return man
 
 
+def _plain_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name) and Path(name).name == name \
+        and not name.startswith(".") and name != MANIFEST
+
+
+def _check_hash_and_size(path: Path, name: str, f: Dict[str, Any], again: str) -> None:
+    if not isinstance(f.get("sha256"), str) or not _HEX64.match(f["sha256"]):
+        raise ExportIntegrityError(f"{path}: {name} has no valid sha256: {again}")
+    if type(f.get("bytes")) is not int or f["bytes"] < 0:
+        raise ExportIntegrityError(f"{path}: {name} has no valid byte count: {again}")
+
+
 def _check_files_list(path: Path, files: Any, again: str) -> None:
     if not isinstance(files, list) or not files:
         raise ExportIntegrityError(f"{path}: 'files' is not a non-empty list: {again}")
     seen = set()
     for i, f in enumerate(files):
         name = f.get("file") if isinstance(f, dict) else None
-        if not isinstance(name, str) or not name or Path(name).name != name \
-                or name.startswith(".") or name == MANIFEST:
+        if not _plain_name(name):
             raise ExportIntegrityError(f"{path}: files[{i}] has no plain file name "
                                        f"({name!r}): {again}")
         if name in seen:
             raise ExportIntegrityError(f"{path} lists {name} twice: {again}")
         seen.add(name)
-        if not isinstance(f.get("sha256"), str) or not _HEX64.match(f["sha256"]):
-            raise ExportIntegrityError(f"{path}: {name} has no valid sha256: {again}")
-        if type(f.get("bytes")) is not int or f["bytes"] < 0:
-            raise ExportIntegrityError(f"{path}: {name} has no valid byte count: {again}")
+        _check_hash_and_size(path, name, f, again)
+        for key in ("graph", "precision"):
+            if not isinstance(f.get(key), str):
+                raise ExportIntegrityError(f"{path}: {name} has no {key!r}: {again}")
+
+
+def _check_engines_list(path: Path, engines: Any, graphs: set, again: str) -> None:
+    """The ``engines`` index that ``build`` (and the export) add to: optional, but well formed."""
+    if not isinstance(engines, list):
+        raise ExportIntegrityError(f"{path}: 'engines' is not a list: {again}")
+    seen = set()
+    for i, e in enumerate(engines):
+        name = e.get("file") if isinstance(e, dict) else None
+        if not _plain_name(name) or name in graphs:
+            raise ExportIntegrityError(f"{path}: engines[{i}] has no plain engine file name "
+                                       f"({name!r}): {again}")
+        if name in seen:
+            raise ExportIntegrityError(f"{path} lists engine {name} twice: {again}")
+        seen.add(name)
+        _check_hash_and_size(path, f"engine {name}", e, again)
+        for key in _ENGINE_KEYS:
+            if not isinstance(e.get(key), str):
+                raise ExportIntegrityError(f"{path}: engine {name} has no {key!r}: {again}")
 
 
 def _config(path: Path, man: Dict[str, Any], again: str) -> GeneratorConfig:
@@ -159,49 +167,61 @@ def _config(path: Path, man: Dict[str, Any], again: str) -> GeneratorConfig:
     return cfg
 
 
-def verify_file(folder: Path, entry: Dict[str, Any], again: str) -> None:
+def config_of(folder: Path, man: Dict[str, Any]) -> GeneratorConfig:
+    """The generator configuration a (schema-checked) manifest records."""
+    return _config(Path(folder) / MANIFEST, man, f"re-export it: {reexport_command(folder, man)}")
+
+
+def verify_file(folder: Path, entry: Dict[str, Any], again: str, what: str = "") -> None:
     """Size and SHA-256 of one listed file; the error names it and how to recreate it."""
     p = Path(folder) / entry["file"]
-    name = entry["file"]
+    name = f"{what}{entry['file']}"
     if not p.is_file():
-        what = "is a folder" if p.is_dir() else "is missing"
-        raise ExportIntegrityError(f"{folder}: {name} {what} but manifest.json lists it: "
+        state = "is a folder" if p.is_dir() else "is missing"
+        raise ExportIntegrityError(f"{folder}: {name} {state} but manifest.json lists it: "
                                    f"{again}")
     size = p.stat().st_size
     if size != entry["bytes"]:
         cut = " (truncated?)" if size < entry["bytes"] else ""
         raise ExportIntegrityError(
             f"{folder}: {name} has {size} bytes, manifest.json says {entry['bytes']}{cut}: the "
-            f"file changed or was damaged after export; {again}")
-    if sha256_file(p) != entry["sha256"]:
+            f"file changed or was damaged after it was written; {again}")
+    try:
+        digest = cached_sha256(p)
+    except OSError as exc:
+        raise InputPathError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if digest != entry["sha256"]:
         raise ExportIntegrityError(
             f"{folder}: {name} does not match manifest.json (SHA-256 differs): the file changed "
-            f"or was damaged after export, or comes from another model; {again}")
+            f"or was damaged after it was written, or comes from another model; {again}")
+
+
+def rebuild_command(folder: Path, engine: Dict[str, Any]) -> str:
+    """The build command that recreates an indexed engine (its module and batch profile)."""
+    cmd = (f"python -m asap_deploy.build {Path(folder) / engine['onnx']} --module "
+           f"{engine['tensorrt_module']}")
+    batch = engine.get("batch")
+    if isinstance(batch, list) and len(batch) == 3 and all(type(b) is int for b in batch) \
+            and batch != [1, 1, 1]:
+        cmd += " --batch " + " ".join(map(str, batch))
+    return f"{cmd} --out {Path(folder) / engine['file']}"
+
+
+def verify_engine(folder: Path, engine: Dict[str, Any]) -> None:
+    """An engine the manifest indexes is the one that was built (size and SHA-256)."""
+    verify_file(folder, engine, f"rebuild it: {rebuild_command(folder, engine)}", "engine ")
 
 
 def verify_export(folder: Union[str, Path], files: Optional[Iterable[str]] = None,
-                  check_source: bool = False) -> ExportFolder:
-    """Read and verify ``folder``; the one call to make before using an export.
+                  check_source: bool = False) -> "ExportFolder":
+    """``artifacts.ExportFolder(folder).verify(files, source=check_source)``: the export, read
+    and verified. ``files``: only these listed files (graphs or engines) are hashed (default: all
+    graphs, and the indexed engines that are present). ``check_source``: also check that the
+    checkpoint the manifest names still has the recorded SHA-256 (for consumers that reload it as
+    the reference model)."""
+    from .artifacts import ExportFolder
 
-    ``files``: only these listed files are hashed (default: all). ``check_source``: also check
-    that the checkpoint the manifest names still has the recorded SHA-256 (for consumers that
-    reload it as the reference model).
-    """
-    folder = Path(folder)
-    man = read_manifest(folder)
-    path = folder / MANIFEST
-    again = f"re-export it: {reexport_command(folder, man)}"
-    cfg = _config(path, man, again)
-    listed = {f["file"]: f for f in man["files"]}
-    wanted: List[str] = list(listed) if files is None else list(files)
-    for name in wanted:
-        if name not in listed:
-            raise InputPathError(f"{folder}: manifest.json does not list {name} (it lists "
-                                 f"{', '.join(sorted(listed))}): {again}")
-        verify_file(folder, listed[name], again)
-    if check_source:
-        verify_source(folder, man, again)
-    return ExportFolder(folder, man, cfg)
+    return ExportFolder(folder).verify(files, source=check_source)
 
 
 def verify_source(folder: Path, man: Dict[str, Any], again: str) -> None:
@@ -212,12 +232,16 @@ def verify_source(folder: Path, man: Dict[str, Any], again: str) -> None:
     if not ck.is_file():
         raise InputPathError(f"{folder} was exported from {ck}, which is no longer there (the "
                              f"reference model is reloaded from it): restore it, or {again}")
-    if src.get("sha256") and sha256_file(ck) != src["sha256"]:
+    try:
+        digest = cached_sha256(ck)
+    except OSError as exc:
+        raise InputPathError(f"cannot read {ck}: {exc.strerror or exc}") from None
+    if src.get("sha256") and digest != src["sha256"]:
         raise ExportIntegrityError(f"{ck} changed since {folder} was exported from it (SHA-256 "
                                    f"differs): {again}")
 
 
-def export_of(onnx_path: Union[str, Path]) -> Optional[ExportFolder]:
+def export_of(onnx_path: Union[str, Path]) -> Optional["ExportFolder"]:
     """Verify ``onnx_path`` against the manifest beside it, if there is one that lists it.
 
     A standalone ONNX file (no manifest.json beside it, or one that does not list it) is not an

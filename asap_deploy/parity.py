@@ -5,19 +5,26 @@ authors' truncating conversion) differs; the pass/fail verdict comes from Polygr
 (per-precision tolerance) together with the project's criteria (FP32 max abs <= 1e-4, FP16
 PSNR >= 40 dB). Writes parity.json, parity.md and, per backend, a PNG with the reference, the
 backend's image and an error heat map.
+
+Before anything runs: the flags, the --out folder (writable), every export against its manifest
+and the checkpoint the reference is reloaded from. Exit codes: 0 every backend that can run here
+passed; 1 a backend is outside tolerance (do not deploy it); 3 no backend could run here; 4 a
+backend failed with an error. The reports are written in each of these cases.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from .errors import AsapDeployError
+from . import cli
+from .errors import AsapDeployError, EnvironmentProblem, ToolFailure, VerificationError
 from .harness import cli_common
-from .harness.report import environment, markdown_table, terminal_table, write_json
+from .harness.report import (environment, markdown_table, save_figure, terminal_table,
+                             write_json, write_text)
 from .metrics import compare, to_uint8
 from .onnx_export.verify import passes
 from .runners import registry
@@ -67,35 +74,37 @@ def save_panels(path: Path, ref: np.ndarray, out: np.ndarray, title: str) -> Non
     fig.colorbar(hm, ax=axes[2], fraction=0.03)
     for ax in axes:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asap_deploy.parity", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(prog="python -m asap_deploy.parity", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     cli_common.add_model_args(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    cli_common.check_args(args, "parity report folder")
+    names = cli_common.backends(args)
+    sources = cli_common.models(args, source=True)  # the reference is the source model
     import torch
 
     torch.set_grad_enabled(False)
     results: List[Dict] = []
-    failed = False
-    try:
-        for src in cli_common.models(args):
-            feeds = src.feeds(args.batch, args.seed)
-            ref = src.gen(torch.from_numpy(feeds["label"])).numpy()
-            ctx = cli_common.context(src, args)
-            for name in cli_common.backends(args):
-                base = {"model": src.name, "resolution": f"{src.height}x{src.width}",
-                        "backend": name}
-                r = _compare_one(registry.get(name), ctx, feeds, ref, src.name, args.out)
-                failed |= not r.get("pass", True)
-                results.append({**base, **r})
-    except AsapDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    for src in sources:
+        feeds = src.feeds(args.batch, args.seed)
+        ref = src.gen(torch.from_numpy(feeds["label"])).numpy()
+        ctx = cli_common.context(src, args)
+        for name in names:
+            base = {"model": src.name, "resolution": f"{src.height}x{src.width}",
+                    "backend": name}
+            r = _compare_one(registry.get(name), ctx, feeds, ref, src.name, args.out)
+            results.append({**base, **r})
     body = []
     for r in results:
         if r.get("skipped"):
@@ -103,8 +112,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         elif r.get("error"):
             body.append([r["model"], r["backend"], "", "", "", "", "", "FAILED: " + r["error"]])
         else:
-            body.append([r["model"], r["runner"]["name"], f"{r['max_abs']:.2e}", f"{r['mean_abs']:.2e}",
-                         f"{r['psnr_db']:.1f}", f"{100 * r['pixels_8bit_differ']:.3f}",
+            body.append([r["model"], r["runner"]["name"], f"{r['max_abs']:.2e}",
+                         f"{r['mean_abs']:.2e}", f"{r['psnr_db']:.1f}",
+                         f"{100 * r['pixels_8bit_differ']:.3f}",
                          {True: "pass", False: "FAIL", None: "n/a"}[r["polygraphy_pass"]],
                          "pass" if r["pass"] else "FAIL"])
     print(terminal_table(HEADER, body))
@@ -112,9 +122,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)  # also when no backend could run
         env = environment("python -m asap_deploy.parity")
         write_json(args.out / "parity.json", {"environment": env, "results": results})
-        (args.out / "parity.md").write_text(f"Device: {env.get('gpu') or env['cpu']}; command: "
-                                            f"`{env['command']}`\n\n" + markdown_table(HEADER, body))
-    return 1 if failed else 0
+        write_text(args.out / "parity.md", f"Device: {env.get('gpu') or env['cpu']}; command: "
+                                           f"`{env['command']}`\n\n" + markdown_table(HEADER, body))
+        print(f"\nwrote {args.out}/parity.json, parity.md")
+    verdict(results)
+    return 0
+
+
+def verdict(results: List[Dict]) -> None:
+    """Raise the command's one error line: a backend outside tolerance (exit 1), one that failed
+    (4), or none that could run here (3)."""
+    off = [r for r in results if "pass" in r and not r["pass"] and not r.get("error")]
+    if off:
+        what = ", ".join(f"{r['backend']} ({r['model']}: max abs {r['max_abs']:.2e}, PSNR "
+                         f"{r['psnr_db']:.1f} dB)" for r in off)
+        raise VerificationError(f"outside tolerance: {what}; do not deploy these")
+    failed = [r for r in results if r.get("error")]
+    if failed:
+        r = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ToolFailure(f"{r['backend']} failed on {r['model']}{more}: {r['error']}")
+    if results and all(r.get("skipped") for r in results):
+        why = "; ".join(sorted({f"{r['backend']}: {r['skipped']}" for r in results}))
+        raise EnvironmentProblem(f"no backend could run here ({why})")
 
 
 def _compare_one(backend, ctx, feeds, ref: np.ndarray, model: str, out: Optional[Path]) -> Dict:
@@ -149,6 +179,9 @@ def _compare_one(backend, ctx, feeds, ref: np.ndarray, model: str, out: Optional
         save_panels(out / f"{model}_{describe['name']}.png", ref, got,
                     f"{describe['name']} (PSNR {m['psnr_db']:.1f} dB)")
     return {"runner": describe, **m, "polygraphy_pass": poly, "pass": ok}
+
+
+main = cli.entry(build_parser, run)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ INPUT are label-map PNGs (class ids, mode L or P) or folders of them; for models
 the bytes ``asap_deploy.load(EXPORT)`` gives (and what the authors' test.py saves). Models with
 instance edges need ``--instance``: a file (one input) or a folder holding, for each label
 ``X.png``, ``X.png`` or the Cityscapes twin (``..._labelIds.png`` -> ``..._instanceIds.png``).
+
+Every input file, the instance maps and the --out folder are checked before the model is loaded;
+the file the backend runs is checked against the export's manifest (SHA-256) when it is loaded.
 """
 from __future__ import annotations
 
@@ -14,11 +17,12 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from .errors import AsapDeployError, ConfigError, InputError
+from . import cli, paths
+from .errors import InputError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m asap_deploy.translate", description=__doc__,
+    p = cli.ArgumentParser(prog="python -m asap_deploy.translate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("export", type=Path, metavar="EXPORT",
                    help="export folder (python -m asap_deploy.export), or an engine or ONNX "
@@ -48,11 +52,9 @@ def _collect(inputs: Sequence[Path], suffixes: Tuple[str, ...]) -> List[Path]:
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
             if not found:
                 raise InputError(f"{path} holds no {'/'.join(suffixes)} files")
-            files += found
-        elif path.is_file():
-            files.append(path)
+            files += [paths.input_file(f, "input image") for f in found]
         else:
-            raise InputError(f"input {path} not found")
+            files.append(paths.input_file(path, "input", "a label PNG or a folder of them"))
     names = {}
     for f in files:
         if f.stem in names:
@@ -64,6 +66,7 @@ def _collect(inputs: Sequence[Path], suffixes: Tuple[str, ...]) -> List[Path]:
 
 def _instance_for(label: Path, instance: Path, single: bool) -> Path:
     if instance.is_file():
+        paths.input_file(instance, "instance map")
         if not single:
             raise InputError(f"--instance {instance} is one file but there are several inputs: "
                              f"pass the folder holding their instance maps")
@@ -75,7 +78,7 @@ def _instance_for(label: Path, instance: Path, single: bool) -> Path:
         tries.append(instance / label.name.replace("labelIds", "instanceIds"))
     for t in tries:
         if t.is_file():
-            return t
+            return paths.input_file(t, "instance map")
     raise InputError(f"no instance map for {label.name} in {instance} (looked for "
                      f"{' or '.join(t.name for t in tries)})")
 
@@ -100,23 +103,36 @@ class _Progress:
             print(line, file=sys.stderr, flush=True)
 
 
+def _model(path: Path):
+    """The export's configuration, the export verified against its manifest, before anything
+    is loaded (None when ``path`` is not in an export folder: ``load`` then says why)."""
+    from .artifacts import MANIFEST, ExportFolder, find_export
+
+    if path.is_dir() or path.name == MANIFEST:
+        return ExportFolder(path).verify().config
+    export = find_export(path) if path.is_file() else None
+    if export is None:
+        return None
+    export.verify().listed_file(path)
+    return export.config
+
+
 def run(args: argparse.Namespace) -> int:
     from . import image_io
     from .application import load
 
     if args.batch < 1:
-        raise ConfigError(f"--batch must be at least 1, got {args.batch}")
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    # every path before the model is loaded (seconds to minutes for a large engine)
+    paths.output_dir(args.out, "output folder")
+    cfg = _model(args.export)
+    if cfg is not None:
+        files, insts = _plan(args, cfg, image_io)
     gen = load(args.export, args.backend, args.device)
     try:
+        if cfg is None:
+            files, insts = _plan(args, gen.config, image_io)
         rgb = gen.input_mode == "rgb"
-        files = _collect(args.inputs, image_io.RGB_SUFFIXES if rgb else image_io.LABEL_SUFFIXES)
-        if gen.needs_instance_map and args.instance is None:
-            raise InputError("this model uses instance edges: pass --instance FILE_OR_DIR (instance"
-                             "-id PNGs, e.g. Cityscapes *_instanceIds.png)")
-        if not gen.needs_instance_map and args.instance is not None:
-            raise InputError("this model has no instance-edge channel: drop --instance")
-        insts = [None if args.instance is None else
-                 _instance_for(f, args.instance, len(files) == 1) for f in files]
         print(f"{len(files)} image{'s' * (len(files) != 1)} -> {args.out} with {gen.backend} "
               f"({gen.height}x{gen.width})", flush=True)
         for note in gen.notes:
@@ -143,6 +159,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, cfg, image_io) -> Tuple[List[Path], List[Optional[Path]]]:
+    """The input files and, for models with instance edges, the instance map of each."""
+    rgb = cfg.no_one_hot
+    files = _collect(args.inputs, image_io.RGB_SUFFIXES if rgb else image_io.LABEL_SUFFIXES)
+    if cfg.instance_edge and args.instance is None:
+        raise InputError("this model uses instance edges: pass --instance FILE_OR_DIR (instance"
+                         "-id PNGs, e.g. Cityscapes *_instanceIds.png)")
+    if not cfg.instance_edge and args.instance is not None:
+        raise InputError("this model has no instance-edge channel: drop --instance")
+    insts = [None if args.instance is None else
+             _instance_for(f, args.instance, len(files) == 1) for f in files]
+    return files, insts
+
+
 def _run_batch(gen, xs, ins, chunk):
     """One call for the chunk; on a bad input, the file it came from is named."""
     import numpy as np
@@ -164,16 +194,7 @@ def _run_batch(gen, xs, ins, chunk):
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except AsapDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; the images written so far are complete", file=sys.stderr)
-        return 130
+main = cli.entry(build_parser, run)
 
 
 if __name__ == "__main__":

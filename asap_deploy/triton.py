@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import AsapDeployError
+from . import cli, paths
 
 EXIT_INVALID = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m asap_deploy.triton", description=__doc__,
+    p = cli.ArgumentParser(prog="python -m asap_deploy.triton", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("export", nargs="?", type=Path,
                    help="export folder of python -m asap_deploy.export (with manifest.json)")
@@ -90,6 +90,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         onnx_device=args.onnx_device, engine=args.engine, plugin=args.plugin,
         max_batch=args.max_batch, instances=args.instances,
         max_queue_delay_us=args.max_queue_delay, warmup=not args.no_warmup)
+    paths.output_dir(args.out, "repository folder")
     command = " ".join(["python -m asap_deploy.triton", *(shlex.quote(a) for a in argv)])
     written = write_repository(args.export, args.out, opts, force=args.force, command=command,
                                log=lambda s: print(f"  {s}", flush=True))
@@ -102,16 +103,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point (``cli.entry``): one ``error:`` line and the shared exit codes; ``--check``
+    exits 1 when the repository has problems (each printed on its own line first)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args, argv)
-    except AsapDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
+    return cli.entry(build_parser, lambda args: run(args, argv))(argv)
 
 
 if __name__ == "__main__":

@@ -68,3 +68,12 @@ def cpu_lib(tmp_path_factory):
     from asap_deploy.fused_mlp import load_library
 
     return load_library(build_plugin.build_cpu_reference(tmp_path_factory.mktemp("cpu")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hash_cache_in_tmp(tmp_path_factory):
+    """The SHA-256 cache of export files (asap_deploy.hash_cache) goes to a folder of this run,
+    not the user's ~/.cache; child processes inherit it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ASAP_DEPLOY_CACHE_DIR", str(tmp_path_factory.mktemp("hash-cache")))
+        yield

@@ -14,7 +14,7 @@ from PIL import Image
 
 import asap_deploy
 from asap_deploy.demo import demo_generator
-from asap_deploy.errors import ConfigError, InputError
+from asap_deploy.errors import ConfigError, InputError, InputPathError
 from asap_deploy.export import main as export_main
 from asap_deploy.translate import main as translate_main
 from conftest import small_config
@@ -250,13 +250,14 @@ def test_load_errors(exports, tmp_path):
     folder, _ = exports["city"]
     for kwargs, words in [
             (dict(model=tmp_path / "none"), "not found"),
-            (dict(model=tmp_path), "no manifest.json"),
             (dict(model=folder, backend="tensorflow"), "backend must be one of"),
             (dict(model=folder, backend="tensorrt"), "no tensorrt engine"),
             (dict(model=folder, device="tpu"), "device must be"),
             (dict(model=folder / "asapnet.onnx", backend="torch"), "ONNX file")]:
         with pytest.raises(ConfigError, match=words):
             asap_deploy.load(**kwargs)
+    with pytest.raises(InputPathError, match="no manifest.json"):  # a folder, not an export
+        asap_deploy.load(tmp_path)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             asap_deploy.load(folder, device="cuda")

@@ -176,3 +176,69 @@ def test_reexport_command_is_a_valid_export_command_line(folder):
     assert (args.checkpoint, args.out, args.height, args.width, args.input, args.precision) == (
         man["source"]["checkpoint"], folder, man["height"], man["width"], man["input_mode"],
         ["fp32"])
+
+
+# -- engines are indexed in the manifest too, and may be built long after the export ------------
+
+def _built_engine(folder, data=b"serialized engine" * 64, onnx="asapnet.onnx"):
+    """An engine file and the sidecar ``build`` writes for it (no TensorRT needed here)."""
+    import hashlib
+    plan = folder / onnx.replace(".onnx", ".tensorrt_rtx.plan")
+    plan.write_bytes(data)
+    entry = next(f for f in _manifest(folder)["files"] if f["file"] == onnx)
+    shape = [1, 6, 512, int(WIDTH)]
+    side = {"onnx": str(folder / onnx), "onnx_sha256": entry["sha256"],
+            "engine_sha256": hashlib.sha256(data).hexdigest(), "tensorrt_module": "tensorrt_rtx",
+            "tensorrt_version": "1.7.1", "plugin": None, "gpu": None,
+            "inputs": {"label": {"min": shape, "opt": shape, "max": shape}}}
+    return plan, side
+
+
+def test_registering_an_engine_keeps_the_manifest_valid_and_the_engine_is_verified(folder, capsys):
+    from asap_deploy.artifacts import ExportFolder
+    from asap_deploy.bench import main as bench_main
+    plan, side = _built_engine(folder)
+    assert ExportFolder(folder).register_engine(plan, side)
+    ex = verify_export(folder)  # every graph and the engine
+    assert [e["file"] for e in ex.engines] == [plan.name]
+    plan, side = _built_engine(folder, b"rebuilt" * 99)  # rebuilt: the entry is replaced
+    assert ExportFolder(folder).register_engine(plan, side)
+    assert len(verify_export(folder).engines) == 1
+    plan.write_bytes(b"rebuilt" * 50)  # damaged after the build
+    with pytest.raises(_errors().ExportIntegrityError) as e:
+        verify_export(folder)
+    msg = str(e.value)
+    assert f"engine {plan.name} has 350 bytes, manifest.json says 693 (truncated?)" in msg
+    assert f"rebuild it: python -m asap_deploy.build {folder / 'asapnet.onnx'}" in msg
+    rc = bench_main(["--export", str(folder), "--backends", "ort-cpu-fp32", "--iterations", "1",
+                     "--duration", "0", "--warmup", "0"])
+    assert rc == 2
+    assert_one_error_line(capsys.readouterr().err, plan.name, "rebuild it")
+    plan.unlink()  # an indexed engine that was deleted is not used, and not an error
+    assert verify_export(folder).engines == []
+
+
+def test_an_engine_from_another_export_is_not_registered(folder, tmp_path):
+    from asap_deploy.artifacts import ExportFolder
+    plan, side = _built_engine(folder)
+    side["onnx_sha256"] = "0" * 64
+    before = (folder / "manifest.json").read_bytes()
+    assert not ExportFolder(folder).register_engine(plan, side)
+    assert (folder / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("engines,needle", [
+    ({"a.plan": 1}, "'engines' is not a list"),
+    ([{"file": "asapnet.onnx"}], "engines[0] has no plain engine file name"),
+    ([{"file": "../x.plan"}], "engines[0] has no plain engine file name"),
+    ([{"file": "a.plan", "sha256": "x", "bytes": 1}], "engine a.plan has no valid sha256"),
+    ([{"file": "a.plan", "sha256": "0" * 64, "bytes": 1, "onnx": "asapnet.onnx"}],
+     "engine a.plan has no 'graph'"),
+])
+def test_a_damaged_engine_index_is_one_line(folder, capsys, engines, needle):
+    man = _manifest(folder)
+    man["engines"] = engines
+    _write_manifest(folder, man)
+    with pytest.raises(_errors().ExportIntegrityError, match="re-export") as e:
+        verify_export(folder)
+    assert needle in str(e.value)

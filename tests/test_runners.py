@@ -182,7 +182,7 @@ def test_bench_and_parity_hold_one_backend_at_a_time(export, monkeypatch, tmp_pa
             lambda ctx: None))
     rc = bench_main(["--export", str(export.path), "--backends", "rec-a", "rec-fails", "rec-b",
                      "--iterations", "2", "--duration", "0", "--warmup", "0"])
-    assert rc == 1  # the failing backend is reported, the others still run
+    assert rc == 4  # a tool failure: the failing backend is reported, the others still run
     assert log == ["active", "released"] * 3
     assert "FAILED: rec-fails: broke" in capsys.readouterr().out
     log.clear()
@@ -218,7 +218,7 @@ def test_an_engine_built_by_hand_is_the_one_the_harness_uses(export, tmp_path, m
     assert build_main([str(onnx_path), "--no-progress"]) == 0
     plan = engine_path(onnx_path, flavour)
     assert plan.is_file() and (plan.parent / (plan.name + ".json")).is_file()
-    indexed = ExportFolder(export.path).engines
+    indexed = ExportFolder(export.path).verify().engines  # the index stays valid, engine too
     assert [e["file"] for e in indexed] == [plan.name]
     assert indexed[0]["graph"] == "asapnet" and indexed[0]["batch"] == [1, 1, 1]
 

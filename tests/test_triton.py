@@ -392,7 +392,10 @@ def test_changed_onnx_is_refused(export_dir, tmp_path, capsys):
     shutil.copytree(export_dir, changed)
     with open(changed / "asapnet.onnx", "ab") as f:
         f.write(b"\0")
-    _fails([changed, "--out", tmp_path / "r", "--onnx", "fp32"], capsys, "does not match the SHA-256")
+    line = _fails([changed, "--out", tmp_path / "r", "--onnx", "fp32"], capsys,
+                  "asapnet.onnx has")  # the export's own check, before anything is copied
+    assert "manifest.json says" in line and "re-export it" in line
+    assert not (tmp_path / "r").exists()
 
 
 def test_overwrite_rules(export_dir, repo, tmp_path, capsys):

@@ -1,10 +1,12 @@
-"""Options, models and backends shared by ``bench`` and ``parity``."""
+"""Options, checks, models and backends shared by ``bench`` and ``parity``."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import List
 
+from .. import paths
+from ..errors import UsageError
 from ..runners import registry
 from ..runners.registry import RunContext
 from .source import ModelSource, ensure_export, open_export
@@ -30,23 +32,52 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="folder for JSON, Markdown and PNG outputs")
 
 
-def models(args) -> List[ModelSource]:
-    dirs = list(args.export) + [ensure_export(d, None, args.work / d) for d in args.demo]
-    if not dirs:
-        raise SystemExit("error: give --export DIR or --demo PRESET")
-    return [open_export(d) for d in dirs]
+def check_args(args: argparse.Namespace, what: str) -> None:
+    """Everything that can be checked before a model is loaded, exported or timed: flags, the
+    backends' names, the kernel library, the demo export folders and the ``--out`` folder (a
+    benchmark that runs for minutes must not find out at the end that it cannot write)."""
+    if not args.export and not args.demo:
+        raise UsageError("give --export DIR or --demo PRESET")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    backends(args)
+    if args.demo:
+        from ..presets import load_preset
+
+        for d in args.demo:
+            load_preset(d)
+            if not (args.work / d / "manifest.json").is_file():  # exported there first
+                paths.output_dir(args.work / d, "demo export folder")
+    if args.kernel_library is not None:
+        paths.input_file(args.kernel_library, "kernel library",
+                         "build it with python -m asap_deploy.build_plugin")
+    if args.out is not None:
+        paths.output_dir(args.out, what)
 
 
-def backends(args) -> List[str]:
+def models(args: argparse.Namespace, source: bool = False) -> List[ModelSource]:
+    """The models, every one verified against its manifest before any backend runs (the export
+    folders given first, so that a damaged one is found before a demo is exported);
+    ``source``: the PyTorch reference is reloaded, so its checkpoint is checked too."""
+    given = [open_export(d, source) for d in args.export]
+    return given + [open_export(ensure_export(d, None, args.work / d), source)
+                    for d in args.demo]
+
+
+def backends(args: argparse.Namespace) -> List[str]:
     names = registry.names() if args.backends == ["all"] else args.backends
     bad = [n for n in names if n not in registry.names()]
     if bad:
-        raise SystemExit(f"error: unknown backends {bad}; choose from "
+        raise UsageError(f"unknown backend{'s' * (len(bad) > 1)} {', '.join(bad)}; choose from "
                          f"{', '.join(registry.names())}")
     return names
 
 
-def context(src: ModelSource, args) -> RunContext:
+def uses_pytorch(names: List[str]) -> bool:
+    return any(registry.get(n).family == "torch" for n in names)
+
+
+def context(src: ModelSource, args: argparse.Namespace) -> RunContext:
     """Torch backends are fed the one-hot ``label``; the PyTorch model is shared (loaded once)."""
     return RunContext(src.export, batch=args.batch, trt_module=args.trt_module,
                       kernel_library=args.kernel_library, input_mode="one-hot",

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..fileio import atomic_write
+
 
 def environment(prog: str) -> Dict[str, object]:
     """Device, driver, CUDA and library versions of this run; ``prog`` is how it was invoked."""
@@ -92,7 +94,20 @@ def markdown_table(header: List[str], body: List[List[str]]) -> str:
 
 
 def write_json(path: Path, payload: Dict) -> None:
-    Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    atomic_write(Path(path), (json.dumps(payload, indent=2, default=str) + "\n").encode())
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(Path(path), text.encode())
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as PNG, written whole or not at all."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write(Path(path), buf.getvalue())
 
 
 def plot_latency(results: List[Dict], path: Path, title: str) -> Optional[str]:
@@ -120,7 +135,9 @@ def plot_latency(results: List[Dict], path: Path, title: str) -> Optional[str]:
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
     return None

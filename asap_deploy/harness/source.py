@@ -1,5 +1,5 @@
-"""Where the harness gets a model: an export folder (its manifest indexes every file), exported
-on demand for the built-in demo models."""
+"""Where the harness gets a model: an export folder (its manifest indexes every file), verified
+before any backend runs, and exported on demand for the built-in demo models."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from .. import artifacts
 from ..artifacts import ExportFolder
 from ..config import GeneratorConfig
 from ..errors import ConfigError
@@ -73,18 +74,20 @@ def ensure_export(demo: Optional[str], checkpoint: Optional[str], out: Path, ext
             return out
         print(f"  {out} has only {', '.join(have.precisions)} graphs: exporting FP32 + FP16",
               flush=True)
-    from ..export import main as export_main
+    from ..export import build_parser, run
 
     argv = (["--demo", demo] if demo else [checkpoint]) + [
         "--out", str(out), "--precision", "fp32", "fp16", "--no-parity", "--engine", "none",
         *extra]
-    if export_main(argv) != 0:
-        raise ConfigError(f"export into {out} failed (see above)")
+    run(build_parser().parse_args(argv))  # its errors are the caller's one error line
     return out
 
 
-def open_export(export_dir: Path) -> ModelSource:
-    return ModelSource(ExportFolder(export_dir))
+def open_export(export_dir: Path, source: bool = False) -> ModelSource:
+    """The export, every graph and indexed engine checked against the manifest (a damaged file
+    is an error before anything is timed or compared, not a backend listed as "skipped");
+    ``source``: also the checkpoint the PyTorch reference is reloaded from."""
+    return ModelSource(artifacts.open_export(export_dir, source=source))
 
 
 __all__ = ["ModelSource", "ensure_export", "open_export"]

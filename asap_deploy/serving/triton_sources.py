@@ -7,7 +7,6 @@ engine was built from (matched by SHA-256: dtypes and per-item shapes).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -67,19 +66,12 @@ def sha256_file(path: Path) -> str:
 
 
 def open_export(path: Path) -> Export:
+    """The export, verified as every consumer opens it: manifest schema, and the size and
+    SHA-256 of every graph and indexed engine (a damaged export is one line naming the file)."""
+    from ..artifacts import open_export as open_verified
+
     path = Path(path)
-    if not path.is_dir():
-        raise TritonRepoError(f"export folder not found: {path} (make one with python -m "
-                              f"asap_deploy.export CHECKPOINT --out {path})")
-    man = path / "manifest.json"
-    if not man.is_file():
-        raise TritonRepoError(f"{path} has no manifest.json, so it is not an asap_deploy export: "
-                              f"pass the --out folder of python -m asap_deploy.export")
-    try:
-        manifest = json.loads(man.read_text())
-    except json.JSONDecodeError as exc:
-        raise TritonRepoError(f"{man} is not valid JSON ({exc}): re-export") from None
-    return Export(path, manifest)
+    return Export(path, open_verified(path).manifest)
 
 
 def onnx_io(path: Path) -> Tuple[List[Tuple[str, int, List[int]]], List[Tuple[str, int, List[int]]]]:
