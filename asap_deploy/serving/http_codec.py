@@ -93,7 +93,7 @@ def split_request(content_type: Optional[str], body: bytes, model: ModelInput) -
     elif kind in (RGB_BODY_TYPES if model.rgb else BODY_TYPES):
         inputs = Inputs(body)
     else:
-        got = f"unsupported Content-Type {kind}" if kind else "no Content-Type"
+        got = f"unsupported Content-Type {one_line(kind)[:80]}" if kind else "no Content-Type"
         raise RequestError(f"{got}: {USAGE}", status=415)
     return inputs
 
