@@ -7,6 +7,7 @@ compared byte for byte with ``asap_deploy.load(EXPORT, backend="onnxruntime")``.
 """
 import concurrent.futures
 import json
+import re
 import os
 import shutil
 import signal
@@ -123,6 +124,29 @@ def test_missing_export_and_busy_port(export_dir, tmp_path, capsys):
         port = busy.getsockname()[1]
         assert serve_main([str(export_dir), "--port", str(port)]) == 3
     assert f"port {port} on 127.0.0.1 is in use" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv, resources, match", [
+    (["--replicas", "3"], {"CPU": 2.0}, "3 replica(s) x 1 CPU need 3 CPUs"),
+    (["--num-gpus", "1"], {"CPU": 2.0}, "need a GPU and Ray sees none"),
+    (["--replicas", "2"], {"CPU": 2.0, "GPU": 1.0}, "--num-gpus 0.5"),
+])
+def test_more_than_ray_sees_is_refused(argv, resources, match):
+    from asap_deploy.errors import EnvironmentProblem
+    from asap_deploy.serve import _gpus_per_replica, build_parser
+
+    args = build_parser().parse_args(["x", *argv])
+    with pytest.raises(EnvironmentProblem, match=re.escape(match)):
+        _gpus_per_replica(args, resources)
+
+
+def test_resources_default_to_what_ray_sees():
+    from asap_deploy.serve import _gpus_per_replica, build_parser
+
+    assert _gpus_per_replica(build_parser().parse_args(["x"]), {"CPU": 2.0}) == 0
+    args = build_parser().parse_args(["x", "--replicas", "2", "--num-gpus", "0.5"])
+    assert _gpus_per_replica(args, {"CPU": 2.0, "GPU": 1.0}) == 0.5
+    assert _gpus_per_replica(build_parser().parse_args(["x"]), {"CPU": 2.0, "GPU": 1.0}) == 1
 
 
 @needs_serve
@@ -299,6 +323,39 @@ def test_bad_requests_get_one_line_4xx(server):
     # the replicas still answer after all that
     body, ctype = multipart({"label": png_bytes(label), "instance": png_bytes(inst)})
     assert server.request("/v1/translate", body, ctype)[0] == 200
+
+
+def _readme_curl_lines():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Serving with Ray Serve"):]
+    return [line.strip() for line in section.split("```")[1].splitlines()
+            if line.strip().startswith("curl ")]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_readme_curl_lines_work(server, reference, tmp_path):
+    """The README's curl lines, with its placeholders filled in, against the server."""
+    import shlex
+
+    label, inst = sample(3)
+    (tmp_path / "label.png").write_bytes(png_bytes(label))
+    (tmp_path / "instance.png").write_bytes(png_bytes(inst))
+    lines = _readme_curl_lines()
+    assert len(lines) == 3, lines
+    answers = []
+    for line in lines:
+        line = (line.replace("HOST", "127.0.0.1").replace("PORT", str(server.port))
+                .replace("INSTANCE.png", "instance.png").replace("LABEL.png", "label.png")
+                .replace("IMAGE.png", "image.png"))
+        image = tmp_path / "image.png"
+        image.unlink(missing_ok=True)
+        out = subprocess.run(shlex.split(line), cwd=tmp_path, capture_output=True, timeout=120)
+        assert out.returncode == 0, (line, out.stderr)
+        answers.append(image.read_bytes() if image.exists() else out.stdout)
+    assert json.loads(answers[0])["status"] == "ok"
+    assert answers[1] == png_bytes(reference(label, instance_map=inst))
+    # the single-image body is for models without instance maps: this one says what it needs
+    assert b"this model uses instance edges" in answers[2]
 
 
 def _listening(port):
