@@ -215,15 +215,25 @@ class _Signals:
 
 
 def _deploy_error(exc: BaseException) -> errors.AsapDeployError:
-    """The one line a replica's failure comes down to (Ray's message holds its traceback)."""
+    """The one line a replica's failure comes down to: serve.run's exception only says that the
+    deployment failed; Serve's status holds the replica's traceback, whose last line is ours."""
+    from ray import serve
+
+    from .runners import base
+
     text = str(exc)
+    try:
+        for app in serve.status().applications.values():
+            text += "\n" + "\n".join(d.message for d in app.deployments.values())
+    except Exception:  # noqa: BLE001 - the status is a nicety; the exception's text remains
+        pass
     found = re.findall(r"asap_deploy\.[\w.]*?\b(\w+(?:Error|Problem|Unavailable)): ([^\n]+)",
                        text)
     if found:
         name, message = found[-1]
-        cls = getattr(errors, name, None)
-        cls = cls if isinstance(cls, type) and issubclass(cls, errors.AsapDeployError) \
-            else ConfigError
+        cls = getattr(errors, name, None) or getattr(base, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, errors.AsapDeployError)):
+            cls = ConfigError
         return cls(f"the replicas could not load the model: {message.strip()}")
     last = [line for line in text.splitlines() if line.strip()][-1:] or [type(exc).__name__]
     return errors.ToolFailure(f"Ray Serve could not deploy the model: {last[0].strip()} (rerun "

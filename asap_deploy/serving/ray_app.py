@@ -75,8 +75,7 @@ class Translator:
     # -- handle API ---------------------------------------------------------------------------
     async def translate(self, label_png: bytes, instance_png: Optional[bytes] = None) -> bytes:
         """Encoded label map (and instance map) -> PNG bytes, exactly what HTTP answers."""
-        main, inst = http_codec.decode_inputs(http_codec.Inputs(label_png, instance_png),
-                                              self.model)
+        main, inst = await self._decode(http_codec.Inputs(label_png, instance_png))
         return (await self._translate(main, inst))[0]
 
     async def generate(self, x: np.ndarray, instance_map: Optional[np.ndarray] = None
@@ -107,7 +106,7 @@ class Translator:
             body = await _read_body(request)
             inputs = http_codec.split_request(request.headers.get("content-type"), body,
                                               self.model)
-            main, inst = http_codec.decode_inputs(inputs, self.model)
+            main, inst = await self._decode(inputs)
             png, batch = await self._translate(main, inst)
         except RequestError as exc:
             return _error(exc.status, str(exc))
@@ -120,6 +119,11 @@ class Translator:
         return Response(png, media_type="image/png", headers={"X-Batch-Size": str(batch)})
 
     # -- batching -----------------------------------------------------------------------------
+    async def _decode(self, inputs: http_codec.Inputs) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        # PNG decoding of a 1024x2048 map takes milliseconds: off the event loop, like encoding
+        return await asyncio.get_running_loop().run_in_executor(
+            None, http_codec.decode_inputs, inputs, self.model)
+
     async def _translate(self, main: np.ndarray, inst: Optional[np.ndarray]) -> Tuple[bytes, int]:
         from ..image_io import png_bytes
 
