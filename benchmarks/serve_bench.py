@@ -1,4 +1,4 @@
-"""Requests per second and latency of ``python -m asap_deploy.serve`` against replicas and batch size.
+"""Requests per second and latency of ``python -m asap_deploy.serve`` against replicas and batch.
 
     .venv/bin/python benchmarks/serve_bench.py --export build/cityscapes-256x512 \\
         --replicas 1 2 --max-batch 1 4 --out benchmarks/results/<machine>
@@ -106,9 +106,10 @@ class Server:
 
     def __init__(self, export: Path, replicas: int, max_batch: int, wait_ms: float) -> None:
         self.port = free_port()
-        self.argv = [sys.executable, "-m", "asap_deploy.serve", str(export), "--replicas",
-                     str(replicas), "--max-batch", str(max_batch), "--batch-wait-ms", f"{wait_ms:g}",
-                     "--host", "127.0.0.1", "--port", str(self.port)]
+        self.argv = [sys.executable, "-m", "asap_deploy.serve", str(export),
+                     "--replicas", str(replicas), "--max-batch", str(max_batch),
+                     "--batch-wait-ms", f"{wait_ms:g}", "--host", "127.0.0.1",
+                     "--port", str(self.port)]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, cwd=str(ROOT))
         self.lines: List[str] = []
@@ -196,9 +197,9 @@ def markdown(report: Dict[str, object]) -> str:
                      f"{r['answered']}/{r['requests']} | {r['wrong_bytes']} | {r['ready_s']:.1f} | "
                      f"{r['stop_s']:.1f} | {r['load_avg_1min'][0]:.1f} / "
                      f"{r['load_avg_1min'][1]:.1f} |")
-    lines += ["", "The load average (1 min, of the whole machine, before and after each row) shows what "
-              "else was running: on 2 cores, anything above ~2 means the numbers are slowed by other "
-              "work.", "",
+    lines += ["", "The load average (1 min, of the whole machine, before and after each row) shows "
+              "what else was running: on 2 cores, anything above ~2 means other work slowed the "
+              "numbers down.", "",
               f"{report['requests']} timed requests per row after {report['warmup']} untimed; "
               f"p99 of {report['requests']} samples is close to the maximum. Every answer was "
               f"compared with the bytes of the Python API (`wrong bytes`).", ""]

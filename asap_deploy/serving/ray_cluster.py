@@ -6,8 +6,8 @@ usage statistics unless told not to. :func:`private_ray` starts Ray with
 
 - its session folder in a fresh folder of ours (``ray_dir``), removed on the way out unless the
   caller named it;
-- token authentication on (Ray's default; Ray's gRPC servers listen on every interface, and Ray has no
-  switch to bind them to loopback; the token is what keeps other machines out), with a random
+- token authentication on (Ray's default; Ray's gRPC servers listen on every interface, and Ray
+  has no switch to bind them to loopback; the token is what keeps other machines out), with a random
   token that lives only in the environment of the processes it starts (``RAY_AUTH_TOKEN``):
   no file in ``~/.ray``. A token the caller exported (``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``)
   is used instead;
@@ -78,8 +78,8 @@ class RaySession:
 
 def check_ray_dir_length(path: Path) -> None:
     if len(str(path)) + _SOCKET_SUFFIX > _UNIX_PATH_MAX:
-        raise ConfigError(f"Ray's sockets under {path} would exceed the {_UNIX_PATH_MAX}-byte limit "
-                          f"of a Unix socket path: use a folder of at most "
+        raise ConfigError(f"Ray's sockets under {path} would exceed the {_UNIX_PATH_MAX}-byte "
+                          f"limit of a Unix socket path: use a folder of at most "
                           f"{_UNIX_PATH_MAX - _SOCKET_SUFFIX} characters (--ray-dir, or TMPDIR)")
 
 
