@@ -1,0 +1,133 @@
+"""Checkpoint loading (asap_deploy/checkpoint.py) piece by piece: message shortening, the MLP
+search, the padding and label-split rules, the width suggestion from opt.txt. The end-to-end
+cases (real files through load_checkpoint and the export CLI) are in test_checkpoint.py and
+test_errors_checkpoint.py."""
+from collections import OrderedDict
+
+import pytest
+import torch
+
+from asap_deploy.checkpoint import (_first_sentence, _mlp_candidates, _pick_mlp,
+                                    _suggested_width, infer_config, load_checkpoint)
+from asap_deploy.config import GeneratorConfig
+from asap_deploy.demo import demo_generator
+from asap_deploy.errors import CheckpointError
+from asap_deploy.mlp_spec import MLPSpec
+from asap_deploy.training_options import TrainingOptions
+from conftest import small_config
+from error_cases import CFG, opt_txt, save, state_dict
+
+
+# -- _first_sentence: a library's message cut to one line, never mid-word ----------------------
+def test_first_sentence_rules():
+    assert _first_sentence("") == ""
+    assert _first_sentence("\n  \n") == ""
+    assert _first_sentence("\x1b[31mred.\x1b[0m\nsecond line") == "red"
+    assert _first_sentence("  padded line.  \nmore") == "padded line"
+    short = "a" * 200
+    assert _first_sentence(short) == short  # exactly the limit: kept whole
+    assert _first_sentence("One sentence. " + "b" * 300) == "One sentence"
+    assert _first_sentence("x" * 150 + ". " + "y" * 100) == "x" * 150
+    words = " ".join(["word"] * 60)  # 299 characters, no sentence end
+    got = _first_sentence(words)
+    assert got.endswith("word ...") and len(got) <= 204 and "wor ..." not in got
+    assert _first_sentence(words, limit=12) == "word word ..."
+
+
+# -- the MLP search ----------------------------------------------------------------------------
+def test_mlp_candidates_find_the_paper_mlp_first():
+    spec = MLPSpec(36 - 1 + 0, 16)  # cityscapes-256x512: 35 labels + dontcare, no HR edge
+    found = _mlp_candidates(spec.num_params, in_channels=36, s2=1, fixed={})
+    assert {"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": True,
+            "downsampling": 16} in found
+    pinned = _mlp_candidates(spec.num_params, 36, 1, {"hr_width": 64, "hr_depth": 5,
+                                                      "output_nc": 3, "lr_instance": True})
+    assert pinned == [{"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": True,
+                       "downsampling": 16}]
+
+
+def test_mlp_candidates_respect_the_learned_downsampling_and_the_largest_s():
+    spec = MLPSpec(6, 32)
+    fixed = {"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": False}
+    assert [c["downsampling"] for c in _mlp_candidates(spec.num_params, 6, 32, fixed)] == [32]
+    assert _mlp_candidates(spec.num_params, 6, 64, fixed) == []  # S below the learned factor
+    big = MLPSpec(6, 256)
+    assert [c["downsampling"] for c in _mlp_candidates(big.num_params, 6, 2, fixed)] == [256]
+    too_big = MLPSpec(6, 512)
+    assert _mlp_candidates(too_big.num_params, 6, 2, fixed) == []
+
+
+def test_pick_mlp_prefers_the_paper_defaults_and_reports_ambiguity():
+    spec = MLPSpec(6, 32)
+    arch = {"num_params": spec.num_params, "in_channels": 6, "learned_ds_factor": 2}
+    mlp, count, by_default = _pick_mlp(arch, {})
+    assert mlp["hr_width"] == 64 and mlp["hr_depth"] == 5 and mlp["output_nc"] == 3
+    assert count >= 1 and by_default is True
+    odd = MLPSpec(6, 32, hidden_width=24, depth=4)
+    arch = {"num_params": odd.num_params, "in_channels": 6, "learned_ds_factor": 2}
+    assert _pick_mlp(arch, {}) == (None, 3, False)  # three MLPs fit, none the paper's
+    mlp, count, by_default = _pick_mlp(arch, {"hr_width": 24})
+    assert (mlp["hr_width"], mlp["hr_depth"], count, by_default) == (24, 4, 1, False)
+    # with the flags given, the defaults fill in only output_nc: unique "by default"
+    mlp, count, by_default = _pick_mlp(arch, {"hr_width": 24, "hr_depth": 4})
+    assert (mlp["hr_width"], mlp["hr_depth"], count, by_default) == (24, 4, 1, True)
+
+
+# -- width from opt.txt ------------------------------------------------------------------------
+@pytest.mark.parametrize("values,width,warned", [
+    ({}, None, False),
+    ({"crop_size": 0}, None, False),
+    ({"crop_size": 1024}, 1024, False),  # no aspect ratio: any multiple of S
+    ({"crop_size": 1000}, None, False),  # not a multiple of S = 32
+    ({"crop_size": 1024, "aspect_ratio": 2.0}, 1024, False),  # H = 512 = 16 * 32
+    ({"crop_size": 1023, "aspect_ratio": 1.998}, 1023, False),  # H within half a pixel
+    ({"crop_size": 2048, "aspect_ratio": 2.0}, 1024, True),  # H = 1024: the tensors say 512
+    ({"crop_size": 2048, "aspect_ratio": 3.0}, None, True),  # 512 * 3 = 1536: a multiple of 32
+])
+def test_suggested_width(values, width, warned):
+    cfg = small_config(hr_width=64)  # S = 32, H = 512
+    notes = []
+    got = _suggested_width(TrainingOptions(values=dict(values)), cfg, notes)
+    if values.get("aspect_ratio") == 3.0:
+        assert got == 1536
+    else:
+        assert got == width
+    assert bool(notes) == warned
+    if warned:
+        assert notes[0].startswith("warning: options file says crop_size: ")
+        assert "the checkpoint's positional encoding fixes S=32, so H=512" in notes[0]
+
+
+def test_suggested_width_is_none_when_the_aspect_gives_no_multiple_of_s():
+    cfg = small_config(hr_width=64)
+    notes = []
+    assert _suggested_width(TrainingOptions(values={"crop_size": 300, "aspect_ratio": 1.3}),
+                            cfg, notes) is None
+    assert len(notes) == 1
+
+
+# -- the rules of infer_config ---------------------------------------------------------------
+def _infer(state=None, overrides=None, **options):
+    opts = TrainingOptions(values=options) if options else None
+    return infer_config(state if state is not None else state_dict(), overrides, options=opts)
+
+
+def test_tensors_alone_pin_the_small_config():
+    cfg, notes = _infer()
+    assert cfg == CFG
+    assert notes == []
+
+
+def test_options_file_values_the_tensors_settle_are_warned_and_ignored():
+    cfg, notes = _infer(lr_width=999, lr_depth=7)
+    assert cfg == CFG
+    assert len(notes) == 2 and all(n.startswith("warning: options file says ") for n in notes)
+    assert "lr_width: 999, but the checkpoint has lr_width=8" in notes[0]
+    assert "using the checkpoint's value" in notes[0]
+
+
+def test_flags_the_tensors_settle_must_agree():
+    assert _infer(overrides={"lr_width": 8})[0] == CFG
+    with pytest.raises(CheckpointError, match=r"^lr_width=9 was requested but the checkpoint's "
+                                              r"tensors have lr_width=8 \(lowres_stream\.model\.0"):
+        _infer(overrides={"lr_width": 9})
