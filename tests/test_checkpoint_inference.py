@@ -131,3 +131,29 @@ def test_flags_the_tensors_settle_must_agree():
     with pytest.raises(CheckpointError, match=r"^lr_width=9 was requested but the checkpoint's "
                                               r"tensors have lr_width=8 \(lowres_stream\.model\.0"):
         _infer(overrides={"lr_width": 9})
+
+
+def test_first_sentence_cut_points():
+    limit = 200
+    assert _first_sentence("y" * 201) == "y" * 200 + " ..."  # over the limit by one: cut
+    assert _first_sentence("Status MAX. " + "m" * 300) == "Status MAX"  # only '.' is stripped
+    assert _first_sentence("Ends with X.") == "Ends with X"
+    two = "First part. Second part. " + "s" * 300
+    assert _first_sentence(two) == "First part"  # the first sentence, not the last
+    assert _first_sentence("A. " + "a" * 300) == "A"  # a one-letter sentence still counts
+    no_sentence = ". " + "b " * 150  # a leading ". " is no sentence end
+    assert _first_sentence(no_sentence).endswith("b ...")
+    at_limit = "c" * limit + ". " + "d" * 10
+    assert _first_sentence(at_limit) == "c" * limit  # a sentence end exactly at the limit
+    tab = "w" * 150 + "\t" + "v" * 60 + " tail"  # only spaces are word breaks
+    assert _first_sentence(tab) == "w" * 150 + "\t" + "v" * 49 + " ..."
+
+
+def test_first_line_of_an_exception():
+    from asap_deploy.checkpoint import _first_line
+    from asap_deploy.training_options import _first_line as options_first_line
+
+    assert _first_line(ValueError("\nboom.\nmore")) == "boom"
+    assert _first_line(EOFError()) == "EOFError"
+    assert options_first_line(ValueError("  first\nsecond")) == "first"
+    assert options_first_line(EOFError()) == "EOFError"

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from asap_deploy.onnx_export.fp16 import _blur_nodes, convert_to_fp16
 
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
+BLUR = "n2"  # the depthwise convolution's name in generator_like()
 
 
 def _init(name, shape, seed, scale=0.3):
@@ -20,8 +21,10 @@ def _init(name, shape, seed, scale=0.3):
 
 def generator_like(two_norms: bool = False, named: bool = True) -> onnx.ModelProto:
     """x -> Pad -> depthwise blur -> Conv -> InstanceNorm [-> InstanceNorm] -> LeakyRelu
-    -> Conv 1x1 -> Tanh -> y, plus a second output ``params`` taken before the tanh."""
+    -> Conv 1x1 -> Tanh -> y, plus a second output ``params`` taken before the tanh, and a dead
+    branch (x * k, never used) that the conversion's clean-up drops with its initializer."""
     nodes = [
+        helper.make_node("Mul", ["x", "k"], ["unused"]),
         helper.make_node("Pad", ["x", "pads"], ["xp"], mode="reflect"),
         helper.make_node("Conv", ["xp", "blur_w"], ["xb"], group=2, kernel_shape=[3, 3]),
         helper.make_node("Conv", ["xb", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
@@ -39,6 +42,7 @@ def generator_like(two_norms: bool = False, named: bool = True) -> onnx.ModelPro
     for i, n in enumerate(nodes):
         n.name = f"n{i}" if named else ""
     inits = [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+             numpy_helper.from_array(np.float32(2.0), "k"),
              numpy_helper.from_array(np.full((2, 1, 3, 3), 1 / 9, np.float32), "blur_w"),
              _init("w1", (4, 2, 3, 3), 1), _init("s1", (4,), 2, 1.0), _init("b1", (4,), 3),
              _init("w2", (3, 4, 1, 1), 4)]
@@ -72,7 +76,10 @@ def _run(model, x):
 X = np.random.default_rng(0).standard_normal((1, 2, 8, 8)).astype(np.float32)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["one-norm", "two-norms"])
+# function scope on purpose: converting these graphs takes milliseconds, and a module-scoped
+# fixture would tie the conversion to the first test only (mutation testing maps each function to
+# the tests that ran it)
+@pytest.fixture(params=[False, True], ids=["one-norm", "two-norms"])
 def converted(request):
     src = generator_like(two_norms=request.param)
     before = src.SerializeToString()
@@ -87,11 +94,11 @@ def test_policy_fp32_norm_and_blur_fp16_convolutions(converted):
     t = _types(out)
     for n in _by_op(out, "InstanceNormalization"):
         assert [t[i] for i in n.input] == [F32] * 3 and t[n.output[0]] == F32, n.name
-    pad, blur = _by_op(out, "Pad")[0], [n for n in _by_op(out, "Conv") if n.name == "n1"][0]
+    pad, blur = _by_op(out, "Pad")[0], [n for n in _by_op(out, "Conv") if n.name == BLUR][0]
     assert t[pad.input[0]] == F32 and t[pad.output[0]] == F32
     assert [t[i] for i in blur.input] == [F32, F32] and t[blur.output[0]] == F32
     for n in _by_op(out, "Conv"):
-        if n.name != "n1":
+        if n.name != BLUR:
             assert [t[i] for i in n.input] == [F16, F16] and t[n.output[0]] == F16, n.name
     for op in ("LeakyRelu", "Tanh"):
         assert t[_by_op(out, op)[0].input[0]] == F16
@@ -129,9 +136,11 @@ def test_graph_is_sorted_and_holds_nothing_dead(converted):
         seen.update(n.output)
     used = {i for n in g.node for i in n.input}
     assert {t.name for t in g.initializer} <= used
-    produced = {o for n in g.node for o in n.output} | {i.name for i in g.input}
-    assert {v.name for v in g.value_info} <= produced
+    assert "k" not in {t.name for t in g.initializer} and "unused" not in seen
+    produced = {o for n in g.node for o in n.output}
     outputs = {o.name for o in g.output}
+    # value_info describes every intermediate tensor, and nothing else
+    assert {v.name for v in g.value_info} == produced - outputs
     for n in g.node:
         assert any(o in used or o in outputs for o in n.output), f"{n.name} is dead"
 
@@ -154,7 +163,7 @@ def test_unnamed_nodes_get_unique_names():
 
 def test_blur_nodes_are_the_depthwise_convs_and_their_pads():
     g = generator_like().graph
-    assert _blur_nodes(g) == ["n1", "n0"]
+    assert _blur_nodes(g) == ["n2", "n1"]
     # a depthwise conv not fed by a Pad is still blurred; a group-1 conv fed by a Pad is not
     lone = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], group=2, name="dw"),
                               helper.make_node("Pad", ["y", "p"], ["z"], name="pad"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -107,8 +108,17 @@ def results() -> Dict[str, Dict]:
     return out
 
 
-def _diff(name: str) -> List[str]:
-    shown = _mutmut("show", name, capture=True).stdout
+def _diff(name: str, module: str) -> List[str]:
+    """The changed lines of one mutant (mutmut's own diff, in this process: ``mutmut show``
+    costs seconds per call)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    cwd = os.getcwd()
+    os.chdir(STAGE)
+    try:
+        shown = get_diff_for_mutant(name, path=module)
+    finally:
+        os.chdir(cwd)
     return [l for l in shown.splitlines()
             if l[:1] in "+-" and not l.startswith(("+++", "---"))]
 
@@ -120,9 +130,9 @@ def report(runs: List[Dict], tests: List[str]) -> Dict:
     survivors = []
     for name, r in sorted(res.items()):
         per_module.setdefault(r["module"], Counter())[r["status"]] += 1
-        if r["status"] in ("killed", "caught by type check"):
+        if r["status"] in ("killed", "caught by type check", "not checked"):
             continue
-        diff = _diff(name)
+        diff = _diff(name, r["module"])
         entry = {"mutant": name, "module": r["module"], "status": r["status"], "diff": diff}
         why = explained.get(name)
         if why is None:
