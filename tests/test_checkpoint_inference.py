@@ -157,3 +157,30 @@ def test_first_line_of_an_exception():
     assert _first_line(EOFError()) == "EOFError"
     assert options_first_line(ValueError("  first\nsecond")) == "first"
     assert options_first_line(EOFError()) == "EOFError"
+
+
+# the configurations of test_checkpoint.py::test_architecture_inferred_from_tensors, inferred from
+# tensor shapes alone (that test also builds each model and runs it, seconds each)
+_INFERABLE = [
+    (small_config(hr_width=64), {}),
+    (small_config(hr_width=64, padding="reflect", instance_edge=False, lr_instance=False,
+                  downsampling=64), {}),
+    (small_config(hr_width=64, downsampling=16, label_nc=35), {}),
+    (small_config(hr_width=64, lr_depth=0, lr_max_width=8, learned_ds_factor=8, downsampling=32),
+     {}),
+    (small_config(hr_width=24, hr_depth=4, downsampling=16), {"hr_width": 24, "hr_depth": 4}),
+]
+
+
+@pytest.mark.parametrize("cfg,flags", _INFERABLE)
+def test_architecture_from_shapes_alone(cfg, flags):
+    from asap_deploy.checkpoint import expected_shapes
+
+    state = OrderedDict((k, torch.zeros(s)) for k, s in expected_shapes(cfg).items())
+    got, notes = infer_config(state, flags)
+    assert got == cfg
+    if cfg.padding != "zero":
+        assert notes == ["pad layers found: assuming --reflection_pad (pass --padding replicate if "
+                         "it was trained with --replicate_pad)"]
+    else:  # given hr_width/hr_depth, the rest is the default: nothing to note
+        assert notes == []
