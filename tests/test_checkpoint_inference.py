@@ -2,6 +2,7 @@
 search, the padding and label-split rules, the width suggestion from opt.txt. The end-to-end
 cases (real files through load_checkpoint and the export CLI) are in test_checkpoint.py and
 test_errors_checkpoint.py."""
+import re
 from collections import OrderedDict
 
 import pytest
@@ -184,3 +185,26 @@ def test_architecture_from_shapes_alone(cfg, flags):
                          "it was trained with --replicate_pad)"]
     else:  # given hr_width/hr_depth, the rest is the default: nothing to note
         assert notes == []
+
+
+def test_build_generator_loads_the_weights_strictly(tmp_path):
+    from asap_deploy.checkpoint import LoadedCheckpoint
+
+    cfg = small_config(hr_width=64, downsampling=16)  # H = 256: a fast forward pass
+    gen = demo_generator(cfg, seed=4)
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(OrderedDict(gen.state_dict()), path)
+    ck = load_checkpoint(path)
+    built = ck.build_generator()
+    assert not built.training
+    x = torch.rand(1, cfg.in_channels, cfg.height, 32)
+    assert torch.equal(built(x), gen(x))
+    # weights changed after loading are checked again, and the message names the file
+    del ck.state_dict["lowres_stream.model.0.1.bias"]
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: missing tensor "
+                                              r"lowres_stream\.model\.0\.1\.bias \[8\]"):
+        ck.build_generator()
+    # without a file, no prefix
+    bare = LoadedCheckpoint(ck.config, ck.state_dict)
+    with pytest.raises(CheckpointError, match=r"^missing tensor lowres_stream\.model\.0\.1\.bias"):
+        bare.build_generator()

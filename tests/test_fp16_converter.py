@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from asap_deploy.onnx_export.fp16 import _blur_nodes, convert_to_fp16
 
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
-BLUR = "n2"  # the depthwise convolution's name in generator_like()
+BLUR = "blur"
 
 
 def _init(name, shape, seed, scale=0.3):
@@ -20,27 +20,33 @@ def _init(name, shape, seed, scale=0.3):
 
 
 def generator_like(two_norms: bool = False, named: bool = True) -> onnx.ModelProto:
-    """x -> Pad -> depthwise blur -> Conv -> InstanceNorm [-> InstanceNorm] -> LeakyRelu
-    -> Conv 1x1 -> Tanh -> y, plus a second output ``params`` taken before the tanh, and a dead
-    branch (x * k, never used) that the conversion's clean-up drops with its initializer."""
+    """x -> Cast to float (the model's own, of a float tensor, as PyTorch writes ``.float()``)
+    -> Pad -> depthwise blur -> Conv -> InstanceNorm [-> InstanceNorm] -> LeakyRelu -> Conv 1x1
+    -> Tanh -> y, plus a second output ``params`` taken before the tanh, and a dead branch
+    (x * k, never used) that the conversion's clean-up drops with its initializer."""
     nodes = [
-        helper.make_node("Mul", ["x", "k"], ["unused"]),
-        helper.make_node("Pad", ["x", "pads"], ["xp"], mode="reflect"),
-        helper.make_node("Conv", ["xp", "blur_w"], ["xb"], group=2, kernel_shape=[3, 3]),
-        helper.make_node("Conv", ["xb", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-        helper.make_node("InstanceNormalization", ["c1", "s1", "b1"], ["n1"]),
+        helper.make_node("Mul", ["x", "k"], ["unused"], name="dead"),
+        helper.make_node("Cast", ["x"], ["xc"], to=F32, name="own_cast"),
+        helper.make_node("Pad", ["xc", "pads"], ["xp"], mode="reflect", name="blur_pad"),
+        helper.make_node("Conv", ["xp", "blur_w"], ["xb"], group=2, kernel_shape=[3, 3],
+                         name=BLUR),
+        helper.make_node("Conv", ["xb", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                         name="conv"),
+        helper.make_node("InstanceNormalization", ["c1", "s1", "b1"], ["n1"], name="norm1"),
     ]
     last = "n1"
     if two_norms:
-        nodes.append(helper.make_node("InstanceNormalization", ["n1", "s2", "b2"], ["n2"]))
+        nodes.append(helper.make_node("InstanceNormalization", ["n1", "s2", "b2"], ["n2"],
+                                      name="norm2"))
         last = "n2"
     nodes += [
-        helper.make_node("LeakyRelu", [last], ["a1"], alpha=0.2),
-        helper.make_node("Conv", ["a1", "w2"], ["params"], kernel_shape=[1, 1]),
-        helper.make_node("Tanh", ["params"], ["y"]),
+        helper.make_node("LeakyRelu", [last], ["a1"], alpha=0.2, name="act"),
+        helper.make_node("Conv", ["a1", "w2"], ["params"], kernel_shape=[1, 1], name="head"),
+        helper.make_node("Tanh", ["params"], ["y"], name="tanh"),
     ]
-    for i, n in enumerate(nodes):
-        n.name = f"n{i}" if named else ""
+    if not named:
+        for n in nodes:
+            n.name = ""
     inits = [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
              numpy_helper.from_array(np.float32(2.0), "k"),
              numpy_helper.from_array(np.full((2, 1, 3, 3), 1 / 9, np.float32), "blur_w"),
@@ -95,6 +101,7 @@ def test_policy_fp32_norm_and_blur_fp16_convolutions(converted):
     for n in _by_op(out, "InstanceNormalization"):
         assert [t[i] for i in n.input] == [F32] * 3 and t[n.output[0]] == F32, n.name
     pad, blur = _by_op(out, "Pad")[0], [n for n in _by_op(out, "Conv") if n.name == BLUR][0]
+    assert "own_cast" not in [n.name for n in out.graph.node]  # float -> float: a no-op
     assert t[pad.input[0]] == F32 and t[pad.output[0]] == F32
     assert [t[i] for i in blur.input] == [F32, F32] and t[blur.output[0]] == F32
     for n in _by_op(out, "Conv"):
@@ -163,7 +170,7 @@ def test_unnamed_nodes_get_unique_names():
 
 def test_blur_nodes_are_the_depthwise_convs_and_their_pads():
     g = generator_like().graph
-    assert _blur_nodes(g) == ["n2", "n1"]
+    assert _blur_nodes(g) == ["blur", "blur_pad"]
     # a depthwise conv not fed by a Pad is still blurred; a group-1 conv fed by a Pad is not
     lone = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], group=2, name="dw"),
                               helper.make_node("Pad", ["y", "p"], ["z"], name="pad"),

@@ -218,6 +218,9 @@ def main() -> int:
     p.add_argument("--rerun-survivors", action="store_true",
                    help="copy the current tests into the last run's build/mutation and run the "
                         "mutants that were not killed again")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with an interrupted run in build/mutation (finished mutants keep "
+                        "their results)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from the last run's build/mutation")
     p.add_argument("--out", type=Path, default=HERE)
@@ -234,7 +237,7 @@ def main() -> int:
         names = [n for n, r in results().items() if r["status"] not in ("killed",)]
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutation")
         shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore, dirs_exist_ok=True)
-    elif not args.report_only:
+    elif not (args.report_only or args.resume):
         stage(args.only, args.tests)
     if not args.report_only:
         t0 = time.monotonic()
@@ -244,6 +247,9 @@ def main() -> int:
             print(f"error: mutmut exited with {rc}", file=sys.stderr)
             return rc
         _record(command.strip(), elapsed, len(names) or len(results()))
+        if any(r["status"] == "not checked" for r in results().values()):
+            print("error: mutants are left unchecked: run again with --resume", file=sys.stderr)
+            return 1
     rep = report(_runs(), args.tests)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mutation.json").write_text(json.dumps(rep, indent=2) + "\n")
