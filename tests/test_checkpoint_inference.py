@@ -208,3 +208,29 @@ def test_build_generator_loads_the_weights_strictly(tmp_path):
     bare = LoadedCheckpoint(ck.config, ck.state_dict)
     with pytest.raises(CheckpointError, match=r"^missing tensor lowres_stream\.model\.0\.1\.bias"):
         bare.build_generator()
+
+
+# -- why torch.load refused a file -------------------------------------------------------------
+@pytest.mark.parametrize("exc", [EOFError(), RuntimeError("pickle data was truncated: Ran out of input"),
+                                 RuntimeError("PytorchStreamReader failed locating file: "
+                                              "failed finding central directory")])
+def test_truncation_is_recognised_by_type_or_by_words(tmp_path, exc):
+    from asap_deploy.checkpoint import _explain_load_failure
+
+    path = tmp_path / "x.pth"
+    path.write_bytes(b"12345")
+    assert _explain_load_failure(path, exc) == (f"{path} is truncated or damaged (5 bytes; the "
+                                                f"archive ends early): re-download or re-save it")
+
+
+def test_weights_only_refusal_names_the_global_without_terminal_codes(tmp_path):
+    from asap_deploy.checkpoint import _explain_load_failure
+
+    path = tmp_path / "x.pth"
+    path.write_bytes(b"1")
+    exc = RuntimeError("\x1b[1mWeights only load failed\x1b[0m. Trying to load unsupported "
+                       "GLOBAL \x1b[1mposix.system\x1b[0m whose module posix is blocked.")
+    assert _explain_load_failure(path, exc).startswith(
+        f"{path} holds a Python object (posix.system) besides tensors")
+    junk = RuntimeError("Weights only load failed. Unsupported operand 149")
+    assert "its pickle stream is malformed, 1 bytes" in _explain_load_failure(path, junk)
