@@ -110,3 +110,11 @@ def test_unknown_input_mode_is_named():
     with pytest.raises(ValueError, match=r"^input_mode must be one-hot, labels or rgb, "
                                          r"got 'onehot'$"):
         InputEncoder(GeneratorConfig(label_nc=3), "onehot")
+
+
+def test_encoders_hold_no_weights():
+    """The class table is a constant of the graph, not a tensor a checkpoint could carry: the
+    generator's strict state-dict check must never see it."""
+    cfg = GeneratorConfig(label_nc=3, instance_edge=True)
+    assert LabelEncoder(cfg).state_dict() == {}
+    assert InputEncoder(cfg, "labels").state_dict() == {}

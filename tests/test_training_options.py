@@ -167,3 +167,11 @@ def test_describe_field_names_the_options_behind_a_field(tmp_path):
     assert describe_field(opts, "hr_width") == "opt.txt line 5 says hr_width: 32"
     assert describe_field(opts, "label_nc") == "opt.txt"
     assert describe_field(TrainingOptions(), "label_nc") == "options file"
+
+
+def test_describe_field_of_options_outside_the_field_table(tmp_path):
+    opts = _txt(tmp_path, opt_txt(crop_size=512, padding="reflect"))
+    # an option that is its own field
+    assert describe_field(opts, "crop_size") == "opt.txt line 2 says crop_size: 512"
+    # a field none of whose options is in the file: where the field itself would be
+    assert describe_field(opts, "padding") == "opt.txt line 3"
