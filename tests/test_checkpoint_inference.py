@@ -234,3 +234,75 @@ def test_weights_only_refusal_names_the_global_without_terminal_codes(tmp_path):
         f"{path} holds a Python object (posix.system) besides tensors")
     junk = RuntimeError("Weights only load failed. Unsupported operand 149")
     assert "its pickle stream is malformed, 1 bytes" in _explain_load_failure(path, junk)
+
+
+def test_unrecognised_load_failures_quote_the_library(tmp_path):
+    from asap_deploy.checkpoint import _explain_load_failure
+
+    path = tmp_path / "x.pth"
+    path.write_bytes(b"1")
+    assert _explain_load_failure(path, RuntimeError("invalid load key, 'x'.")) == (
+        f"{path} is not a readable PyTorch checkpoint (invalid load key, 'x'); the file may be "
+        f"truncated or not a .pth at all: re-download or re-save it")
+    # a class name with capitals is a name too
+    exc = RuntimeError("Weights only load failed. Unsupported GLOBAL __main__.Evil was found")
+    assert "holds a Python object (__main__.Evil) besides tensors" in _explain_load_failure(path, exc)
+
+
+# -- check_state_dict's messages ---------------------------------------------------------------
+def _expect(state, message):
+    from asap_deploy.checkpoint import check_state_dict
+
+    with pytest.raises(CheckpointError) as e:
+        check_state_dict(state, CFG)
+    assert str(e.value) == message
+
+
+SUMMARY = ("in_channels=6, lr_width=8, lr_max_width=16, lr_depth=2, padding=zero, 14339 MLP "
+           "parameters")
+RESAVE = "the file mixes checkpoints or was edited: use the *_net_G.pth that training saved"
+
+
+def test_check_state_dict_names_one_unexpected_tensor_and_counts_the_rest():
+    state = state_dict()
+    first = "lowres_stream.model.0.0.weight_orig"
+    _expect({**state, first: torch.zeros(2)},
+            f"unexpected tensor {first} [2]: the generator for the inferred architecture "
+            f"({SUMMARY}) has no such key (a spectral-norm tensor: ASAP-Net's generator uses "
+            f"norm_G=instanceaffine, without spectral norm); {RESAVE}")
+    extra = {"lowres_stream.model.0.extra": torch.zeros(1), "lowres_stream.x": torch.zeros(1),
+             "lowres_stream.y": torch.zeros(1)}
+    _expect({**state, **extra},
+            f"unexpected tensor lowres_stream.model.0.extra [1] (and 2 more): the generator for "
+            f"the inferred architecture ({SUMMARY}) has no such key; {RESAVE}")
+
+
+def test_check_state_dict_missing_and_misshapen_tensors():
+    state = state_dict()
+    keys = list(state)
+    one = dict(state)
+    del one[keys[1]]
+    _expect(one, f"missing tensor {keys[1]} [8]: the inferred architecture ({SUMMARY}) needs "
+                 f"it; {RESAVE}")
+    three = {k: v for k, v in state.items() if k not in keys[1:4]}
+    _expect(three, f"missing tensor {keys[1]} [8] and 2 more: the inferred architecture "
+                   f"({SUMMARY}) needs it; {RESAVE}")
+    wrong = dict(state)
+    wrong[keys[1]] = torch.zeros(9)
+    _expect(wrong, f"tensor {keys[1]} has shape [9], expected [8] for the architecture the other "
+                   f"tensors give ({SUMMARY}); {RESAVE}")
+    wrong[keys[2]] = torch.zeros(9)
+    _expect(wrong, f"tensor {keys[1]} has shape [9], expected [8] (and 1 more) for the "
+                   f"architecture the other tensors give ({SUMMARY}); {RESAVE}")
+
+
+@pytest.mark.parametrize("crop,aspect,width", [
+    (1025, 2.0, 1024),   # H = 512.5: half a pixel off is off
+    (1026, 2.0, 1024),   # H = 513
+    (2000, 640.5 / 512, None),  # the tensors' H gives W = 640.5: no width
+])
+def test_suggested_width_tolerance_and_whole_widths(crop, aspect, width):
+    notes = []
+    got = _suggested_width(TrainingOptions(values={"crop_size": crop, "aspect_ratio": aspect}),
+                           small_config(hr_width=64), notes)
+    assert got == width and len(notes) == 1

@@ -175,3 +175,29 @@ def test_describe_field_of_options_outside_the_field_table(tmp_path):
     assert describe_field(opts, "crop_size") == "opt.txt line 2 says crop_size: 512"
     # a field none of whose options is in the file: where the field itself would be
     assert describe_field(opts, "padding") == "opt.txt line 3"
+
+
+def test_unreadable_opt_txt_says_why(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from asap_deploy.training_options import _read_txt
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(CheckpointError) as e:
+        _read_txt(tmp_path / "opt.txt")
+    assert str(e.value) == f"cannot read {tmp_path / 'opt.txt'}: Permission denied"
+
+
+@pytest.mark.parametrize("length,shown", [(60, "y" * 60), (61, "y" * 57 + "...")])
+def test_prose_lines_are_quoted_up_to_60_characters(tmp_path, length, shown):
+    with pytest.raises(CheckpointError, match=rf"line 1 is not 'name: value' \('{re.escape(shown)}'\)"):
+        _txt(tmp_path, "y" * length + "\n")
+
+
+def test_binary_data_is_located_at_its_first_byte(tmp_path):
+    (tmp_path / "opt.txt").write_bytes(b"a: 1\n\x00\x00\x00")
+    with pytest.raises(CheckpointError, match=r"binary data at byte 5\)"):
+        load_training_options(tmp_path / "x.pth")
