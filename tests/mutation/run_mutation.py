@@ -217,7 +217,7 @@ def main() -> int:
     p.add_argument("--tests", nargs="*", default=TESTS, help="test files to run (default: TESTS)")
     p.add_argument("--rerun-survivors", action="store_true",
                    help="copy the current tests into the last run's build/mutation and run the "
-                        "mutants that were not killed again")
+                        "mutants that survived or had no test again")
     p.add_argument("--resume", action="store_true",
                    help="go on with an interrupted run in build/mutation (finished mutants keep "
                         "their results)")
@@ -234,7 +234,8 @@ def main() -> int:
     command = "python tests/mutation/run_mutation.py " + " ".join(sys.argv[1:])
     names: List[str] = []
     if args.rerun_survivors:
-        names = [n for n, r in results().items() if r["status"] not in ("killed",)]
+        # hangs (timeouts) are not run again: each costs the whole time limit
+        names = [n for n, r in results().items() if r["status"] not in ("killed", "timeout")]
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutation")
         shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore, dirs_exist_ok=True)
     elif not (args.report_only or args.resume):
