@@ -306,3 +306,77 @@ def test_suggested_width_tolerance_and_whole_widths(crop, aspect, width):
     got = _suggested_width(TrainingOptions(values={"crop_size": crop, "aspect_ratio": aspect}),
                            small_config(hr_width=64), notes)
     assert got == width and len(notes) == 1
+
+
+# -- the label split and the MLP search, message by message ------------------------------------
+def _zeros(cfg):
+    from asap_deploy.checkpoint import expected_shapes
+
+    return OrderedDict((k, torch.zeros(s)) for k, s in expected_shapes(cfg).items())
+
+
+FIRST = "the first convolution lowres_stream.model.0.0.weight"
+HEAD = "the output convolution lowres_stream.model.12.weight predicts"
+PASS_MLP = ("pass --hr-width, --hr-depth, --output-nc and --lr-instance/--no-lr-instance as used "
+            "in training")
+
+
+def _error(state, overrides=None, **options):
+    with pytest.raises(CheckpointError) as e:
+        infer_config(state, overrides,
+                     options=TrainingOptions(values=options) if options else None)
+    return str(e.value)
+
+
+def test_label_nc_is_what_the_special_channels_leave():
+    base = _zeros(CFG)  # 6 input channels: 5 labels + the instance edge
+    cfg, _ = infer_config(base, {"contain_dontcare_label": True})
+    assert (cfg.label_nc, cfg.contain_dontcare_label, cfg.instance_edge) == (4, True, True)
+    one = _zeros(small_config(hr_width=64, label_nc=1, contain_dontcare_label=True))
+    assert infer_config(one, {"contain_dontcare_label": True})[0].label_nc == 1  # one label is enough
+
+
+def test_label_split_contradictions_say_who_said_what():
+    base = _zeros(CFG)
+    assert _error(base, {"label_nc": 3, "contain_dontcare_label": True}) == (
+        f"{FIRST} [8, 6, 3, 3] takes 6 input channels but label_nc=3 was requested; "
+        f"contain_dontcare_label=True was requested, which makes label_nc 3 + dontcare 1 + "
+        f"instance edge 1 = 5; fix --label-nc / --instance-edge / --contain-dontcare-label")
+    assert _error(base, label_nc=3, contain_dontcare_label=True) == (
+        f"{FIRST} [8, 6, 3, 3] takes 6 input channels but options file says label_nc: 3; "
+        f"options file says contain_dontcare_label: True, which makes label_nc 3 + dontcare 1 + "
+        f"instance edge 1 = 5; the options file may belong to another training run: fix it, or "
+        f"pass --no-opt-file with --label-nc / --instance-edge / --contain-dontcare-label as "
+        f"trained")
+
+
+def test_too_few_input_channels_for_the_special_ones():
+    two = _zeros(small_config(hr_width=64, label_nc=1, contain_dontcare_label=True,
+                              instance_edge=False, lr_instance=False))  # 2 input channels
+    assert _error(two, {"instance_edge": True, "contain_dontcare_label": True}) == (
+        f"{FIRST} [8, 2, 3, 3] takes 2 input channels, too few for 1 instance-edge and 1 "
+        f"don't-care channels plus at least one label (contain_dontcare_label=True was "
+        f"requested; instance_edge=True was requested); fix --label-nc / --instance-edge / "
+        f"--contain-dontcare-label")
+    assert _error(two, no_instance_edge=False, contain_dontcare_label=True).endswith(
+        "(options file says contain_dontcare_label: True; options file says no_instance_edge: "
+        "False); the options file may belong to another training run: fix it, or pass "
+        "--no-opt-file with --label-nc / --instance-edge / --contain-dontcare-label as trained")
+
+
+def test_mlp_options_the_tensors_contradict_are_named_together():
+    cfg, notes = infer_config(_zeros(CFG), None,
+                              options=TrainingOptions(values={"hr_width": 32, "hr_depth": 4}))
+    assert cfg == CFG
+    assert notes == [f"warning: options file says hr_width: 32; options file says hr_depth: 4, "
+                     f"but {HEAD} 14339 MLP parameters, which fits only hr_width=64, "
+                     f"hr_depth=5; using the checkpoint's values"]
+
+
+def test_no_mlp_and_several_mlps_are_told_apart():
+    assert _error(_zeros(CFG), {"hr_width": 24}) == (
+        f"{HEAD} 14339 MLP parameters and no pixelwise-MLP configurations fit it (hr_width=24 "
+        f"was requested); {PASS_MLP}")
+    odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
+    assert _error(odd) == (f"{HEAD} 1803 MLP parameters and 2 pixelwise-MLP configurations fit "
+                           f"it; {PASS_MLP}")
