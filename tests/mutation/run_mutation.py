@@ -234,15 +234,19 @@ def main() -> int:
     command = "python tests/mutation/run_mutation.py " + " ".join(sys.argv[1:])
     names: List[str] = []
     if args.rerun_survivors:
-        # hangs (timeouts) are not run again: each costs the whole time limit
-        names = [n for n, r in results().items() if r["status"] not in ("killed", "timeout")]
+        # the current tests and sources: mutmut regenerates the mutants of changed functions
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutation")
-        shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore, dirs_exist_ok=True)
+        for folder in ("tests", "asap_deploy"):
+            shutil.copytree(ROOT / folder, STAGE / folder, ignore=ignore, dirs_exist_ok=True)
     elif not (args.report_only or args.resume):
         stage(args.only, args.tests)
     if not args.report_only:
         t0 = time.monotonic()
-        rc = _mutmut("run", "--max-children", str(args.max_children), *names).returncode
+        rc = _mutmut("run", "--max-children", str(args.max_children)).returncode
+        if rc == 0 and args.rerun_survivors:
+            # hangs (timeouts) are not run again: each costs the whole time limit
+            names = [n for n, r in results().items() if r["status"] not in ("killed", "timeout")]
+            rc = _mutmut("run", "--max-children", str(args.max_children), *names).returncode
         elapsed = time.monotonic() - t0
         if rc:
             print(f"error: mutmut exited with {rc}", file=sys.stderr)
