@@ -380,3 +380,40 @@ def test_no_mlp_and_several_mlps_are_told_apart():
     odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
     assert _error(odd) == (f"{HEAD} 1803 MLP parameters and 2 pixelwise-MLP configurations fit "
                            f"it; {PASS_MLP}")
+
+
+def test_mlp_fields_from_the_options_file_are_quoted_when_nothing_fits():
+    odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
+    assert _error(odd, hr_width=32) == (
+        f"{HEAD} 1803 MLP parameters and no pixelwise-MLP configurations fit it (options file "
+        f"says hr_width: 32); {PASS_MLP}")
+
+
+@pytest.mark.parametrize("flags", [{"hr_width": 24}, {"hr_depth": 4}])
+def test_one_flag_can_settle_an_ambiguous_mlp(flags):
+    odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
+    cfg, notes = infer_config(odd, flags)
+    assert (cfg.hr_width, cfg.hr_depth, cfg.output_nc, cfg.downsampling) == (24, 4, 3, 16)
+    assert notes == ["pixelwise MLP is not the default 64x5: inferred hr_width=24, hr_depth=4, "
+                     "output_nc=3"]
+
+
+def test_single_channel_output_is_searched():
+    cfg, notes = infer_config(_zeros(small_config(hr_width=64, output_nc=1)))
+    assert (cfg.hr_width, cfg.hr_depth, cfg.output_nc) == (64, 5, 1)
+    assert notes == ["pixelwise MLP is not the default 64x5: inferred hr_width=64, hr_depth=5, "
+                     "output_nc=1"]
+
+
+@pytest.mark.parametrize("flag", [{"output_nc": 1}, {"hr_depth": 1}, {"hr_width": 0},
+                                  {"output_nc": 0}])
+def test_flags_no_mlp_can_have_are_refused_by_name(flag):
+    (k, v), = flag.items()
+    assert _error(_zeros(CFG), flag) == (
+        f"{HEAD} 14339 MLP parameters and no pixelwise-MLP configurations fit it ({k}={v} was "
+        f"requested); {PASS_MLP}")
+
+
+def test_width_one_mlp_is_legal():
+    cfg, _ = infer_config(_zeros(small_config(hr_width=1)), {"hr_width": 1})
+    assert (cfg.hr_width, cfg.hr_depth) == (1, 5)
