@@ -428,20 +428,21 @@ def _label_split(arch, hard, soft, opts: TrainingOptions, lr_instance: bool, whe
     n_in = arch["in_channels"]
     label_nc = vals.get("label_nc", n_in - int(edge) - int(dontcare))
     total = label_nc + int(edge) + int(dontcare)
+    fix = ("the options file may belong to another training run: fix it, or pass "
+           "--no-opt-file with --label-nc / --instance-edge / --contain-dontcare-label as "
+           "trained" if from_file else
+           "fix --label-nc / --instance-edge / --contain-dontcare-label")
     if total != n_in:
-        fix = ("the options file may belong to another training run: fix it, or pass "
-               "--no-opt-file with --label-nc / --instance-edge / --contain-dontcare-label as "
-               "trained" if from_file else
-               "fix --label-nc / --instance-edge / --contain-dontcare-label")
         raise CheckpointError(
             f"{where}the first convolution {arch['first_key']} {arch['first_shape']} takes "
             f"{n_in} input channels but {'; '.join(said)}, which makes label_nc {label_nc} + "
             f"dontcare {int(dontcare)} + instance edge {int(edge)} = {total}; {fix}")
-    if label_nc < 1:
+    if label_nc < 1:  # the flags or the options file asked for too many special channels
         raise CheckpointError(
             f"{where}the first convolution {arch['first_key']} {arch['first_shape']} takes "
             f"{n_in} input channels, too few for {int(edge)} instance-edge and {int(dontcare)} "
-            f"don't-care channels plus at least one label; {_RESAVE}")
+            f"don't-care channels plus at least one label"
+            + (f" ({'; '.join(said)}); {fix}" if said else f"; {_RESAVE}"))
     return label_nc, dontcare, edge
 
 

@@ -65,3 +65,59 @@ def test_cited_test_files_exist():
     assert cited, "no citation found: the search itself is broken"
     missing = {f: sorted(by) for f, by in cited.items() if not (root / "tests" / f).is_file()}
     assert missing == {}, f"cited test files do not exist: {missing}"
+
+
+# -- boundaries and messages (each found by mutation testing, tests/mutation/) ----------------
+@pytest.mark.parametrize("s", [2, 4, 16, 64, 256])
+def test_every_power_of_two_from_2_is_a_valid_s(s):
+    spec = MLPSpec(1, s, hidden_width=1, depth=2, out_channels=1)  # the smallest legal MLP
+    assert spec.num_frequencies == s.bit_length() - 1
+    assert spec.periods[-1] == 2
+
+
+@pytest.mark.parametrize("s", [0, 1, 3, 6, 24, -4])
+def test_other_s_are_rejected_with_the_rule(s):
+    with pytest.raises(ValueError, match=rf"^downsampling factor S must be a power of two >= 2, "
+                                         rf"got {s}$"):
+        MLPSpec(3, s)
+
+
+@pytest.mark.parametrize("field", ["in_channels", "hidden_width", "out_channels"])
+def test_each_width_must_be_positive_on_its_own(field):
+    kw = dict(in_channels=3, downsampling=16, hidden_width=8, depth=3, out_channels=3)
+    kw[field] = 0
+    with pytest.raises(ValueError, match=r"^MLP widths must be positive: MLPSpec\("):
+        MLPSpec(**kw)
+
+
+def test_depth_below_two_is_rejected_with_the_rule():
+    assert MLPSpec(3, 16, depth=2).channels == [3 + 16, 64, 3]
+    with pytest.raises(ValueError, match=r"^MLP depth \(hr_depth\) must be >= 2, got 1$"):
+        MLPSpec(3, 16, depth=1)
+
+
+def test_plugin_attributes_are_exactly_the_node_attributes():
+    assert MLPSpec(13, 32, 48, 6, 1).plugin_attributes() == {
+        "in_channels": 13, "hidden_width": 48, "depth": 6, "out_channels": 1,
+        "downsampling": 32, "num_frequencies": 5}
+
+
+def test_from_plugin_attributes_reads_every_field_and_checks_frequencies():
+    attrs = MLPSpec(13, 32, 48, 6, 1).plugin_attributes()
+    assert MLPSpec.from_plugin_attributes(attrs) == MLPSpec(13, 32, 48, 6, 1)
+    del attrs["num_frequencies"]  # optional: derived from downsampling
+    assert MLPSpec.from_plugin_attributes(attrs) == MLPSpec(13, 32, 48, 6, 1)
+    with pytest.raises(ValueError, match=r"^num_frequencies must equal log2\(downsampling\)$"):
+        MLPSpec.from_plugin_attributes({**attrs, "num_frequencies": 4})
+
+
+def test_solve_first_width_edges():
+    spec = MLPSpec(1, 2, hidden_width=8, depth=3, out_channels=3)  # C0 = 1 + 4 = 5
+    rest = spec.num_params - (spec.channels[0] + 1) * 8
+    solve = MLPSpec.solve_first_width
+    got = solve(spec.num_params, 8, 3, 3)
+    assert got == 5 and type(got) is int
+    assert solve(rest + 2 * 8, 8, 3, 3) == 1  # the smallest first width
+    assert solve(rest + 1 * 8, 8, 3, 3) is None  # C0 = 0
+    assert solve(rest, 8, 3, 3) is None  # nothing left for the first layer
+    assert solve(rest + 2 * 8 + 1, 8, 3, 3) is None  # not a multiple of the width
