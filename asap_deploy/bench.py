@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.out / "bench.json", {"environment": env, "results": results})
         title = f"ASAP-Net latency, batch {args.batch}, {env.get('gpu') or env['cpu']}"
         write_text(args.out / "bench.md",
-                   f"Device: {env.get('gpu') or env['cpu']}; command: `{env['command']}`\n\n"
+                   f"Device: {env.get('gpu') or env['cpu']}; load average (1 min) when written: "
+                   f"{env['load_average_1min']}; command: `{env['command']}`\n\n"
                    + markdown_table(HEADER, body))
         why = plot_latency(results, args.out / "latency.png", title)
         print(f"\nwrote {args.out}/bench.json, bench.md" + (

@@ -27,6 +27,8 @@ def environment(prog: str) -> Dict[str, object]:
         "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
         "command": " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]]),
+        # timings on a shared machine mean little without it: say how busy the machine was
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
