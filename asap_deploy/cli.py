@@ -13,10 +13,10 @@ import errno
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, NoReturn, Optional, Sequence
 
-from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TOOL, EXIT_USAGE, AsapDeployError,
-                     UsageError)
+from .errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TOOL, EXIT_USAGE, AsapDeployError, UsageError
 
 DEBUG_ENV = "ASAP_DEPLOY_DEBUG"
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -27,6 +27,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def add_export_argument(p: argparse.ArgumentParser) -> None:
+    """The positional EXPORT of the commands that run a model, as ``asap_deploy.load`` takes it."""
+    p.add_argument("export", type=Path, metavar="EXPORT",
+                   help="export folder (python -m asap_deploy.export), or an engine or ONNX file "
+                        "in one")
 
 
 def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
@@ -43,7 +50,7 @@ def one_line(text: str) -> str:
     return ""
 
 
-def describe(exc: BaseException) -> "tuple[int, str]":
+def describe(exc: BaseException) -> tuple[int, str]:
     """(exit code, message without the ``error:`` prefix) for any exception."""
     if isinstance(exc, AsapDeployError):
         return exc.exit_code, str(exc)
