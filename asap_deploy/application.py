@@ -34,7 +34,7 @@ _GRAPH_ORDER = {("asapnet_plugin", "fp16"): 0, ("asapnet", "fp16"): 1,
 
 
 def load(model: Union[str, Path], backend: str = "auto", device: Optional[str] = None,
-         precision: Optional[str] = None, check_inputs: bool = True) -> "ImageGenerator":
+         precision: Optional[str] = None, check_inputs: bool = True) -> ImageGenerator:
     """Open an export (a folder made by ``python -m asap_deploy.export``, or an engine / ONNX file
     inside one) and return a generator object ready to be called.
 
@@ -95,7 +95,7 @@ class ImageGenerator:
         """Release the engine / session and its (GPU) memory."""
         self.runner.deactivate()
 
-    def __enter__(self) -> "ImageGenerator":
+    def __enter__(self) -> ImageGenerator:
         return self
 
     def __exit__(self, *exc) -> None:

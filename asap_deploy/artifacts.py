@@ -18,8 +18,17 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 from .errors import ConfigError, InputPathError
-from .export_folder import (INPUT_MODES, MANIFEST, cached_sha256, config_of, read_manifest,
-                            reexport_command, verify_engine, verify_file, verify_source)
+from .export_folder import (
+    INPUT_MODES,
+    MANIFEST,
+    cached_sha256,
+    config_of,
+    read_manifest,
+    reexport_command,
+    verify_engine,
+    verify_file,
+    verify_source,
+)
 from .fileio import atomic_write
 
 __all__ = ["ExportFolder", "open_export", "find_export", "MANIFEST", "INPUT_MODES"]
@@ -42,7 +51,7 @@ class ExportFolder:
     def reexport(self) -> str:
         return f"re-export it: {reexport_command(self.path, self.manifest)}"
 
-    def verify(self, files: Optional[Iterable[str]] = None, source: bool = False) -> "ExportFolder":
+    def verify(self, files: Optional[Iterable[str]] = None, source: bool = False) -> ExportFolder:
         """Check files against the manifest (size, SHA-256); raise ExportIntegrityError naming the
         first that differs and the command that recreates it. ``files``: names of graphs or
         engines (default: every graph, and every indexed engine that is present). ``source``:

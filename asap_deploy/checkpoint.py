@@ -32,8 +32,13 @@ from .config import GeneratorConfig
 from .errors import CheckpointError, ConfigError, InputPathError
 from .mlp_spec import MLPSpec
 from .paths import input_file
-from .training_options import (TrainingOptions, describe_field, load_training_options,
-                               options_to_overrides, read_training_options)
+from .training_options import (
+    TrainingOptions,
+    describe_field,
+    load_training_options,
+    options_to_overrides,
+    read_training_options,
+)
 
 _PREFIX = "lowres_stream.model."
 _STEM = re.compile(r"^lowres_stream\.model\.(\d+)\.0\.weight$")

@@ -213,7 +213,7 @@ def verify_engine(folder: Path, engine: Dict[str, Any]) -> None:
 
 
 def verify_export(folder: Union[str, Path], files: Optional[Iterable[str]] = None,
-                  check_source: bool = False) -> "ExportFolder":
+                  check_source: bool = False) -> ExportFolder:
     """``artifacts.ExportFolder(folder).verify(files, source=check_source)``: the export, read
     and verified. ``files``: only these listed files (graphs or engines) are hashed (default: all
     graphs, and the indexed engines that are present). ``check_source``: also check that the
@@ -241,7 +241,7 @@ def verify_source(folder: Path, man: Dict[str, Any], again: str) -> None:
                                    f"differs): {again}")
 
 
-def export_of(onnx_path: Union[str, Path]) -> Optional["ExportFolder"]:
+def export_of(onnx_path: Union[str, Path]) -> Optional[ExportFolder]:
     """Verify ``onnx_path`` against the manifest beside it, if there is one that lists it.
 
     A standalone ONNX file (no manifest.json beside it, or one that does not list it) is not an

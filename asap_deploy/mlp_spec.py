@@ -146,7 +146,7 @@ class MLPSpec:
         }
 
     @classmethod
-    def from_plugin_attributes(cls, attrs: Dict[str, int]) -> "MLPSpec":
+    def from_plugin_attributes(cls, attrs: Dict[str, int]) -> MLPSpec:
         spec = cls(int(attrs["in_channels"]), int(attrs["downsampling"]),
                    int(attrs["hidden_width"]), int(attrs["depth"]), int(attrs["out_channels"]))
         if int(attrs.get("num_frequencies", spec.num_frequencies)) != spec.num_frequencies:

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 from PIL import Image
+from reference_asapnet import reference_generator
 
 import asap_deploy
 from asap_deploy.demo import demo_generator
 from asap_deploy.errors import ConfigError, InputError, InputPathError
 from asap_deploy.export import main as export_main
 from asap_deploy.translate import main as translate_main
-from conftest import small_config
-from reference_asapnet import reference_generator
 
 # name: (config, opt.txt lines); widths small, structure the paper's
 MODELS = {
@@ -231,9 +231,8 @@ def _bad_input(cfg, ids=None, inst="ok", rgb=None):
 def test_bad_inputs_are_one_clear_line(exports, name, bad, words):
     folder, gen = exports[name]
     x, inst = _bad_input(gen.config, **bad)
-    with asap_deploy.load(folder) as g:
-        with pytest.raises(InputError) as e:
-            g(x, instance_map=inst)
+    with asap_deploy.load(folder) as g, pytest.raises(InputError) as e:
+        g(x, instance_map=inst)
     msg = str(e.value)
     assert words in msg and "\n" not in msg, msg
 

@@ -48,7 +48,7 @@ class Runner:
         self._metadata: Optional[Dict[str, TensorMeta]] = None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def activate(self) -> "Runner":
+    def activate(self) -> Runner:
         """Load the model; RunnerUnavailable(reason) when this backend cannot run here."""
         if self.is_active:
             raise RunnerStateError(f"{self.name} is already active; deactivate() it first")
@@ -67,7 +67,7 @@ class Runner:
             self.is_active = False
             self._metadata = None
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self.activate()
 
     def __exit__(self, *exc) -> None:

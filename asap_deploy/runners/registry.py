@@ -79,14 +79,14 @@ def get(name: str) -> Backend:
 
 
 # -- availability checks (cheap: nothing is loaded) --------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ort_providers() -> tuple:
     import onnxruntime
 
