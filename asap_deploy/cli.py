@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, NoReturn, Optional, Sequence
+from typing import Callable, NoReturn, Optional, Protocol, Sequence
 
 from .errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TOOL, EXIT_USAGE, AsapDeployError, UsageError
 
@@ -42,7 +42,7 @@ def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
     return "--debug" in (sys.argv[1:] if argv is None else list(argv))
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
     """The first non-empty line of ``text`` (libraries' messages can span pages)."""
     for line in str(text).splitlines():
         if line.strip():
@@ -101,8 +101,14 @@ def run_guarded(body: Callable[[], int], debug: bool = False) -> int:
         return report(exc, debug)
 
 
+class Main(Protocol):
+    """A command's ``main``: ``argv`` defaults to ``sys.argv[1:]``; returns the exit code."""
+
+    def __call__(self, argv: Optional[Sequence[str]] = None) -> int: ...
+
+
 def entry(build_parser: Callable[[], argparse.ArgumentParser],
-          run: Callable[[argparse.Namespace], int]) -> Callable[[Optional[Sequence[str]]], int]:
+          run: Callable[[argparse.Namespace], int]) -> Main:
     """``main(argv=None)`` for a command: parse (usage errors exit 2), run, report."""
 
     def main(argv: Optional[Sequence[str]] = None) -> int:
