@@ -317,8 +317,10 @@ def test_cli_as_a_module_and_its_errors(exports, tmp_path, capsys):
     s = scene(gen.config, batch=1, seed=5)
     lab, ins = _pngs(tmp_path, gen.config, s)
     out = tmp_path / "out"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "asap_deploy.translate", *map(str, a)],  # noqa: E731
-                                    capture_output=True, text=True)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "asap_deploy.translate", *map(str, a)],
+                              capture_output=True, text=True)
+
     r = run(folder, lab, "--out", out, "--instance", ins)
     assert r.returncode == 0, r.stderr
     assert "1/1 images" in r.stderr and "ort-cpu-fp32" in r.stdout
