@@ -16,7 +16,7 @@ images come back as CUDA tensors). Every input is checked first and a problem is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union, cast
 
 import numpy as np
 
@@ -34,7 +34,7 @@ _GRAPH_ORDER = {("asapnet_plugin", "fp16"): 0, ("asapnet", "fp16"): 1,
 
 
 def load(model: Union[str, Path], backend: str = "auto", device: Optional[str] = None,
-         precision: Optional[str] = None, check_inputs: bool = True) -> "ImageGenerator":
+         precision: Optional[str] = None, check_inputs: bool = True) -> ImageGenerator:
     """Open an export (a folder made by ``python -m asap_deploy.export``, or an engine / ONNX file
     inside one) and return a generator object ready to be called.
 
@@ -75,7 +75,7 @@ class ImageGenerator:
         if not runner.is_active:
             runner.activate()
         self._graph_inputs = list(runner.input_metadata())
-        self._encoder = None
+        self._encoder: Any = None  # a LabelEncoder, made on first use (torch loads then)
         self._rules = value_rules(cfg)
 
     # -- description --------------------------------------------------------------------------
@@ -95,10 +95,10 @@ class ImageGenerator:
         """Release the engine / session and its (GPU) memory."""
         self.runner.deactivate()
 
-    def __enter__(self) -> "ImageGenerator":
+    def __enter__(self) -> ImageGenerator:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -206,7 +206,7 @@ class ImageGenerator:
         return inst[None] if single else inst
 
     # -- feeds --------------------------------------------------------------------------------
-    def _feeds(self, x: Any, inst: Any) -> dict:
+    def _feeds(self, x: Any, inst: Any) -> Dict[str, Any]:
         """The runner's graph inputs for a checked batch, built on the runner's device."""
         dev = getattr(self.runner, "dev", None)
         on_gpu = dev is not None and dev.type == "cuda"
@@ -238,7 +238,8 @@ class ImageGenerator:
 
         if self._encoder is None:
             self._encoder = LabelEncoder(self.config)
-        dev = self.runner.dev if on_gpu else torch.device("cpu")
+        # on a GPU the runner is a PyTorch one, which has its device
+        dev = cast(Any, self.runner).dev if on_gpu else torch.device("cpu")
         enc = self._encoder.to(dev)
         ids = _tensor(ids).to(dev)
         inst = None if inst is None else _tensor(inst).to(dev)
@@ -395,7 +396,7 @@ def _activate(runner: Runner) -> Runner:
     return runner
 
 
-def _engines(export: ExportFolder, module: str) -> List[dict]:
+def _engines(export: ExportFolder, module: str) -> List[Dict[str, Any]]:
     usable = [e for e in export.engines
               if module == "auto" or e["tensorrt_module"] == module]
     return sorted(usable, key=lambda e: (_GRAPH_ORDER.get((e["graph"], e["precision"]), 9),
@@ -415,7 +416,7 @@ def _ort_graph(export: ExportFolder, gpu: bool, precision: Optional[str]) -> Pat
     return export.graph_path("asapnet", prec)
 
 
-def _ort(path: Path, gpu: bool, cuda: str, rules, precision: Optional[str],
+def _ort(path: Path, gpu: bool, cuda: str, rules: Dict[str, ValueRule], precision: Optional[str],
          fallback: bool = False) -> Runner:
     from .runners.loaders import SessionFromOnnx
     from .runners.ort_runner import OrtRunner
@@ -430,7 +431,7 @@ def _ort(path: Path, gpu: bool, cuda: str, rules, precision: Optional[str],
     return OrtRunner(source, precision or _prec(path), value_rules=rules)
 
 
-def _trt(plan: Path, module: str, cuda: str, rules) -> Runner:
+def _trt(plan: Path, module: str, cuda: str, rules: Dict[str, ValueRule]) -> Runner:
     from .runners.loaders import EngineFromPath
     from .runners.trt_runner import TrtRunner
 

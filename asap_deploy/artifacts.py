@@ -15,12 +15,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Union
 
 from .errors import ConfigError, InputPathError
-from .export_folder import (INPUT_MODES, MANIFEST, cached_sha256, config_of, read_manifest,
-                            reexport_command, verify_engine, verify_file, verify_source)
+from .export_folder import (
+    INPUT_MODES,
+    MANIFEST,
+    cached_sha256,
+    config_of,
+    read_manifest,
+    reexport_command,
+    verify_engine,
+    verify_file,
+    verify_source,
+)
 from .fileio import atomic_write
+
+if TYPE_CHECKING:  # torch loads only with the PyTorch backends
+    from .model.generator import ASAPNetGenerator
 
 __all__ = ["ExportFolder", "open_export", "find_export", "MANIFEST", "INPUT_MODES"]
 
@@ -28,7 +40,7 @@ __all__ = ["ExportFolder", "open_export", "find_export", "MANIFEST", "INPUT_MODE
 class ExportFolder:
     """Read-only view of an export, plus the one write it allows: registering an engine."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Union[str, Path]) -> None:
         path = Path(path)
         if path.name == MANIFEST and path.is_file():
             path = path.parent
@@ -42,7 +54,7 @@ class ExportFolder:
     def reexport(self) -> str:
         return f"re-export it: {reexport_command(self.path, self.manifest)}"
 
-    def verify(self, files: Optional[Iterable[str]] = None, source: bool = False) -> "ExportFolder":
+    def verify(self, files: Optional[Iterable[str]] = None, source: bool = False) -> ExportFolder:
         """Check files against the manifest (size, SHA-256); raise ExportIntegrityError naming the
         first that differs and the command that recreates it. ``files``: names of graphs or
         engines (default: every graph, and every indexed engine that is present). ``source``:
@@ -96,7 +108,7 @@ class ExportFolder:
                                  f"re-export with the precision you need: "
                                  f"{reexport_command(self.path, self.manifest)}")
         self.verify([name])
-        return self.path / name
+        return self.path / str(name)
 
     def file_entry(self, graph: str, precision: str) -> Dict[str, Any]:
         for f in self.files:
@@ -110,7 +122,7 @@ class ExportFolder:
         """The graph's file, verified against the manifest."""
         name = self.file_entry(graph, precision)["file"]
         self.verify([name])
-        return self.path / name
+        return self.path / str(name)
 
     def has_graph(self, graph: str, precision: str) -> bool:
         return any(f["graph"] == graph and f["precision"] == precision for f in self.files)
@@ -124,7 +136,7 @@ class ExportFolder:
     def engine_path(self, entry: Dict[str, Any]) -> Path:
         """An indexed engine's file, verified against the manifest."""
         self.verify([entry["file"]])
-        return self.path / entry["file"]
+        return self.path / str(entry["file"])
 
     def listed_file(self, path: Path) -> Path:
         """``path`` (a graph or engine in this folder), verified; an unindexed file cannot be
@@ -170,7 +182,7 @@ class ExportFolder:
         return True
 
     # -- the PyTorch model ------------------------------------------------------------------
-    def load_generator(self):
+    def load_generator(self) -> ASAPNetGenerator:
         """The ASAPNetGenerator this export came from (built-in demo or the source checkpoint,
         checked against the SHA-256 the manifest recorded)."""
         src = self.manifest["source"]
@@ -185,8 +197,8 @@ class ExportFolder:
         verify_source(self.path, self.manifest, self.reexport)
         from .checkpoint import load_checkpoint
 
-        ckpt = load_checkpoint(ckpt, self.config.to_dict(), use_options_file=False)
-        return ckpt.build_generator()
+        loaded = load_checkpoint(ckpt, self.config.to_dict(), use_options_file=False)
+        return loaded.build_generator()
 
 
 def open_export(path: Path, files: Optional[Iterable[str]] = None,

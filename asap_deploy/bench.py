@@ -17,13 +17,20 @@ import sys
 from typing import Dict, List
 
 from . import cli
-from .errors import AsapDeployError, EnvironmentProblem, ToolFailure, UsageError
+from .errors import AsapDeployError, UsageError
 from .harness import cli_common
-from .harness.report import (HEADER, environment, markdown_table, plot_latency, rows,
-                             terminal_table, write_json, write_text)
+from .harness.report import (
+    HEADER,
+    environment,
+    markdown_table,
+    plot_latency,
+    rows,
+    terminal_table,
+    write_json,
+    write_text,
+)
 from .harness.timing import TimingOptions, time_runner
 from .runners import registry
-from .runners.base import RunnerUnavailable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,29 +91,15 @@ def run(args: argparse.Namespace) -> int:
 
 def verdict(results: List[Dict]) -> None:
     """Raise the command's one error line when a backend failed or none could run."""
-    failed = [r for r in results if r.get("failed")]
-    if failed:
-        r = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise ToolFailure(f"{r['backend']} failed on {r['model']}{more}: {r['failed']}")
-    if results and all(r.get("skipped") for r in results):
-        why = "; ".join(sorted({f"{r['backend']}: {r['skipped']}" for r in results}))
-        raise EnvironmentProblem(f"no backend could run here ({why})")
+    cli_common.raise_failed_or_none_ran(results, "failed")
 
 
 def _run_one(backend, ctx, feeds, opts: TimingOptions) -> Dict:
     """Time one backend, holding only its engine/session: activated here, deactivated in any
     case before the next one starts."""
-    why = backend.reason(ctx)
-    if why:
-        return {"skipped": why}
-    try:
-        runner = backend.create(ctx)
-        runner.activate()
-    except RunnerUnavailable as exc:
-        return {"skipped": str(exc)}
-    except AsapDeployError as exc:
-        return {"failed": str(exc)}
+    runner = cli_common.start_runner(backend, ctx, "failed")
+    if isinstance(runner, dict):
+        return runner
     try:
         print(f"  {ctx.export.name} {runner.name}: timing ...", flush=True)
         runner.check(feeds)  # values once; the timed loop checks shapes only

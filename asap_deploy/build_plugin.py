@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from . import emulation
-
 from .errors import MissingDependencyError
 from .fused_mlp import CPU_LIBRARY, DEFAULT_DIR, KERNEL_LIBRARY
 from .native_build import ENGINES, KERNELS, BuildError, atomic_output, find_cxx, find_nvcc

@@ -24,7 +24,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -32,8 +32,16 @@ from .config import GeneratorConfig
 from .errors import CheckpointError, ConfigError, InputPathError
 from .mlp_spec import MLPSpec
 from .paths import input_file
-from .training_options import (TrainingOptions, describe_field, load_training_options,
-                               options_to_overrides, read_training_options)
+from .training_options import (
+    TrainingOptions,
+    describe_field,
+    load_training_options,
+    options_to_overrides,
+    read_training_options,
+)
+
+if TYPE_CHECKING:  # imported by build_generator, where a model is built
+    from .model.generator import ASAPNetGenerator
 
 _PREFIX = "lowres_stream.model."
 _STEM = re.compile(r"^lowres_stream\.model\.(\d+)\.0\.weight$")
@@ -65,7 +73,7 @@ class LoadedCheckpoint:
     notes: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)  # contradictions the tensors settled
 
-    def build_generator(self):
+    def build_generator(self) -> ASAPNetGenerator:
         from .model import ASAPNetGenerator
 
         check_state_dict(self.state_dict, self.config, self._where())

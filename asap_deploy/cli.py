@@ -13,10 +13,10 @@ import errno
 import os
 import sys
 import traceback
-from typing import Callable, NoReturn, Optional, Sequence
+from pathlib import Path
+from typing import Callable, NoReturn, Optional, Protocol, Sequence
 
-from .errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TOOL, EXIT_USAGE, AsapDeployError,
-                     UsageError)
+from .errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TOOL, EXIT_USAGE, AsapDeployError, UsageError
 
 DEBUG_ENV = "ASAP_DEPLOY_DEBUG"
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -29,13 +29,20 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def add_export_argument(p: argparse.ArgumentParser) -> None:
+    """The positional EXPORT of the commands that run a model, as ``asap_deploy.load`` takes it."""
+    p.add_argument("export", type=Path, metavar="EXPORT",
+                   help="export folder (python -m asap_deploy.export), or an engine or ONNX file "
+                        "in one")
+
+
 def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
     if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no"):
         return True
     return "--debug" in (sys.argv[1:] if argv is None else list(argv))
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
     """The first non-empty line of ``text`` (libraries' messages can span pages)."""
     for line in str(text).splitlines():
         if line.strip():
@@ -43,7 +50,7 @@ def one_line(text: str) -> str:
     return ""
 
 
-def describe(exc: BaseException) -> "tuple[int, str]":
+def describe(exc: BaseException) -> tuple[int, str]:
     """(exit code, message without the ``error:`` prefix) for any exception."""
     if isinstance(exc, AsapDeployError):
         return exc.exit_code, str(exc)
@@ -94,8 +101,14 @@ def run_guarded(body: Callable[[], int], debug: bool = False) -> int:
         return report(exc, debug)
 
 
+class Main(Protocol):
+    """A command's ``main``: ``argv`` defaults to ``sys.argv[1:]``; returns the exit code."""
+
+    def __call__(self, argv: Optional[Sequence[str]] = None) -> int: ...
+
+
 def entry(build_parser: Callable[[], argparse.ArgumentParser],
-          run: Callable[[argparse.Namespace], int]) -> Callable[[Optional[Sequence[str]]], int]:
+          run: Callable[[argparse.Namespace], int]) -> Main:
     """``main(argv=None)`` for a command: parse (usage errors exit 2), run, report."""
 
     def main(argv: Optional[Sequence[str]] = None) -> int:

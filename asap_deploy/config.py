@@ -55,7 +55,7 @@ class GeneratorConfig:
                               f"the authors' input blur would have stride 0")
         if self.hr_in_channels < 1:
             raise ConfigError("the pixelwise MLP would get no label channel")
-        self.mlp_spec  # validates hr_depth
+        self.mlp_spec  # noqa: B018 (the property validates hr_depth)
 
     def _check_types(self) -> None:
         """Each field has its annotated type (bool is not an int here): a value read from a file
@@ -132,12 +132,12 @@ class GeneratorConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "GeneratorConfig":
+    def from_dict(cls, d: Dict[str, Any]) -> GeneratorConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"unknown generator options: {sorted(unknown)}")
         return cls(**d)
 
-    def replace(self, **changes: Any) -> "GeneratorConfig":
+    def replace(self, **changes: Any) -> GeneratorConfig:
         return dataclasses.replace(self, **changes)

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .native_build import KERNELS, ENGINES, atomic_output, find_cxx, run
+from .native_build import ENGINES, KERNELS, atomic_output, find_cxx, run
 
 EMULATION = ENGINES / "emulation"
 KERNEL_SOURCE = KERNELS / "spatial_mlp_kernel.cu"

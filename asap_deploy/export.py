@@ -186,10 +186,10 @@ def _remove_empty(created: List[Path]) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from .metrics import format_metrics
     from .onnx_export.exporter import GRAPHS, export_graphs, trace_graphs
     from .onnx_export.manifest import build_manifest, file_entry
     from .onnx_export.verify import FP16_MIN_PSNR, FP32_MAX_ABS, verify
-    from .metrics import format_metrics
 
     out = _check_args(args)
     engine_module = _engine_module(args)
@@ -287,7 +287,7 @@ def _engine_module(args: argparse.Namespace) -> Optional[str]:
         return None
 
 
-def _build_engine(out: Path, module: str, say: "Progress") -> int:
+def _build_engine(out: Path, module: str, say: Progress) -> int:
     """The FP16 engine beside the graphs (with the C++ plugin when it is built), in a child
     process; ``build`` adds it to the manifest."""
     from .engine.builder import BuildError

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Set, TypeGuard, Union
 
 from .config import GeneratorConfig
 from .errors import AsapDeployError, ExportIntegrityError, InputPathError
@@ -39,7 +39,8 @@ def reexport_command(folder: Path, manifest: Optional[Dict[str, Any]] = None) ->
     base = "python -m asap_deploy.export"
     if not isinstance(manifest, dict):
         return f"{base} CHECKPOINT --out {folder}"
-    src = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    source = manifest.get("source")
+    src: Dict[str, Any] = source if isinstance(source, dict) else {}
     what = (f"--demo {src['demo']}" if "demo" in src else
             str(src.get("checkpoint", "CHECKPOINT")))
     parts = [base, what, "--out", str(folder)]
@@ -47,8 +48,9 @@ def reexport_command(folder: Path, manifest: Optional[Dict[str, Any]] = None) ->
         parts += ["--height", str(manifest["height"]), "--width", str(manifest["width"])]
     if manifest.get("input_mode") in ("one-hot", "labels"):
         parts += ["--input", manifest["input_mode"]]
-    files = manifest.get("files") if isinstance(manifest.get("files"), list) else []
-    precs = sorted({f.get("precision") for f in files if isinstance(f, dict)
+    listed = manifest.get("files")
+    files: List[Any] = listed if isinstance(listed, list) else []
+    precs = sorted({str(f["precision"]) for f in files if isinstance(f, dict)
                     and f.get("precision") in ("fp32", "fp16")})
     if precs:
         parts += ["--precision", *precs]
@@ -106,7 +108,7 @@ def read_manifest(folder: Union[str, Path]) -> Dict[str, Any]:
     return man
 
 
-def _plain_name(name: Any) -> bool:
+def _plain_name(name: Any) -> TypeGuard[str]:
     return isinstance(name, str) and bool(name) and Path(name).name == name \
         and not name.startswith(".") and name != MANIFEST
 
@@ -136,7 +138,7 @@ def _check_files_list(path: Path, files: Any, again: str) -> None:
                 raise ExportIntegrityError(f"{path}: {name} has no {key!r}: {again}")
 
 
-def _check_engines_list(path: Path, engines: Any, graphs: set, again: str) -> None:
+def _check_engines_list(path: Path, engines: Any, graphs: Set[str], again: str) -> None:
     """The ``engines`` index that ``build`` (and the export) add to: optional, but well formed."""
     if not isinstance(engines, list):
         raise ExportIntegrityError(f"{path}: 'engines' is not a list: {again}")
@@ -213,7 +215,7 @@ def verify_engine(folder: Path, engine: Dict[str, Any]) -> None:
 
 
 def verify_export(folder: Union[str, Path], files: Optional[Iterable[str]] = None,
-                  check_source: bool = False) -> "ExportFolder":
+                  check_source: bool = False) -> ExportFolder:
     """``artifacts.ExportFolder(folder).verify(files, source=check_source)``: the export, read
     and verified. ``files``: only these listed files (graphs or engines) are hashed (default: all
     graphs, and the indexed engines that are present). ``check_source``: also check that the
@@ -241,7 +243,7 @@ def verify_source(folder: Path, man: Dict[str, Any], again: str) -> None:
                                    f"differs): {again}")
 
 
-def export_of(onnx_path: Union[str, Path]) -> Optional["ExportFolder"]:
+def export_of(onnx_path: Union[str, Path]) -> Optional[ExportFolder]:
     """Verify ``onnx_path`` against the manifest beside it, if there is one that lists it.
 
     A standalone ONNX file (no manifest.json beside it, or one that does not list it) is not an

@@ -38,7 +38,7 @@ _memory: Dict[str, Tuple[_Key, str]] = {}
 _lock = threading.Lock()
 
 
-def sha256_file(path: Union[str, "os.PathLike[str]"]) -> str:
+def sha256_file(path: Union[str, os.PathLike[str]]) -> str:
     """SHA-256 of a file, read in 4 MiB chunks (no cache)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -110,7 +110,7 @@ def _save(name: str, key: _Key, digest: str) -> None:
         pass  # a read-only home or a full disk: the cache is only an optimisation
 
 
-def cached_sha256(path: Union[str, "os.PathLike[str]"]) -> str:
+def cached_sha256(path: Union[str, os.PathLike[str]]) -> str:
     """SHA-256 of ``path``, from the cache when the file is unchanged since it was hashed."""
     real = os.path.realpath(path)
     st = os.stat(real)

@@ -34,8 +34,7 @@ import numpy as np
 
 from . import emulation
 from .errors import AsapDeployError, MissingDependencyError
-from .fused_mlp import (KERNEL_PATHS, NCHW, NHWC, check, load_library,
-                        make_shape, make_tensors)
+from .fused_mlp import KERNEL_PATHS, NCHW, NHWC, check, load_library, make_shape, make_tensors
 from .mlp_spec import MLPSpec
 from .native_build import KERNELS, find_nvcc
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
+
+if TYPE_CHECKING:  # torch loads on first use
+    import torch
 
 LEAKY_RELU_SLOPE = 0.01
 
@@ -114,7 +117,7 @@ class MLPSpec:
         return first if first > 0 else None
 
     # -- positional encoding -------------------------------------------------------------------
-    def positional_encoding_tile(self):
+    def positional_encoding_tile(self) -> torch.Tensor:
         """Encoding of one S x S tile as a float32 tensor of shape (S*S, pe_channels).
 
         Row ``dy * S + dx`` is pixel (dy, dx) of the tile, the order the tiled MLP uses. The
@@ -127,8 +130,8 @@ class MLPSpec:
         coord = torch.arange(s, dtype=torch.float32)
         ys, xs = torch.meshgrid(coord, coord, indexing="ij")
         chans = []
-        for f in self.periods:
-            f = float(f)
+        for period in self.periods:
+            f = float(period)
             ax = 2 * math.pi * torch.remainder(xs, f) / f
             ay = 2 * math.pi * torch.remainder(ys, f) / f
             chans += [torch.cos(ax), torch.sin(ax), torch.cos(ay), torch.sin(ay)]
@@ -146,7 +149,7 @@ class MLPSpec:
         }
 
     @classmethod
-    def from_plugin_attributes(cls, attrs: Dict[str, int]) -> "MLPSpec":
+    def from_plugin_attributes(cls, attrs: Dict[str, int]) -> MLPSpec:
         spec = cls(int(attrs["in_channels"]), int(attrs["downsampling"]),
                    int(attrs["hidden_width"]), int(attrs["depth"]), int(attrs["out_channels"]))
         if int(attrs.get("num_frequencies", spec.num_frequencies)) != spec.num_frequencies:

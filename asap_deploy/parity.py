@@ -21,14 +21,12 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from . import cli
-from .errors import AsapDeployError, EnvironmentProblem, ToolFailure, VerificationError
+from .errors import AsapDeployError, VerificationError
 from .harness import cli_common
-from .harness.report import (environment, markdown_table, save_figure, terminal_table,
-                             write_json, write_text)
+from .harness.report import environment, markdown_table, save_figure, terminal_table, write_json, write_text
 from .metrics import compare, to_uint8
 from .onnx_export.verify import passes
 from .runners import registry
-from .runners.base import RunnerUnavailable
 
 #: Polygraphy CompareFunc.simple tolerances on the mean absolute error, per precision
 POLYGRAPHY_ATOL = {"fp32": 1e-5, "fp16": 5e-3}
@@ -137,28 +135,14 @@ def verdict(results: List[Dict]) -> None:
         what = ", ".join(f"{r['backend']} ({r['model']}: max abs {r['max_abs']:.2e}, PSNR "
                          f"{r['psnr_db']:.1f} dB)" for r in off)
         raise VerificationError(f"outside tolerance: {what}; do not deploy these")
-    failed = [r for r in results if r.get("error")]
-    if failed:
-        r = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise ToolFailure(f"{r['backend']} failed on {r['model']}{more}: {r['error']}")
-    if results and all(r.get("skipped") for r in results):
-        why = "; ".join(sorted({f"{r['backend']}: {r['skipped']}" for r in results}))
-        raise EnvironmentProblem(f"no backend could run here ({why})")
+    cli_common.raise_failed_or_none_ran(results, "error")
 
 
 def _compare_one(backend, ctx, feeds, ref: np.ndarray, model: str, out: Optional[Path]) -> Dict:
     """One backend against the reference; its runner is deactivated before the next one starts."""
-    why = backend.reason(ctx)
-    if why:
-        return {"skipped": why}
-    try:
-        runner = backend.create(ctx)
-        runner.activate()
-    except RunnerUnavailable as exc:
-        return {"skipped": str(exc)}
-    except AsapDeployError as exc:
-        return {"error": str(exc), "pass": False}
+    runner = cli_common.start_runner(backend, ctx, "error")
+    if isinstance(runner, dict):
+        return {**runner, "pass": False} if "error" in runner else runner
     try:
         got = runner.infer(feeds)
         describe = runner.describe()

@@ -29,12 +29,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from . import cli, errors
 from .errors import ConfigError, EnvironmentProblem, MissingDependencyError, UsageError
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "tensorrt_rtx", "torch")
 GPU_BACKENDS = ("tensorrt", "tensorrt_rtx")
 #: a stop that takes longer than this is finished with SIGKILL (SIGTERM promises 30 s)
 STOP_DEADLINE_S = 25.0
@@ -44,11 +43,11 @@ INSTALL_HINT = 'pip install -e ".[serve]" (Ray Serve and python-multipart)'
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .application import BACKENDS
+
     p = cli.ArgumentParser(prog="python -m asap_deploy.serve", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("export", type=Path, metavar="EXPORT",
-                   help="export folder (python -m asap_deploy.export), or an engine or ONNX file "
-                        "in one")
+    cli.add_export_argument(p)
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="what each replica runs (as asap_deploy.load): auto = the export's "
                         "TensorRT engine on a GPU, else ONNX Runtime")

@@ -22,16 +22,16 @@ from .errors import InputError, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .application import BACKENDS
+
     p = cli.ArgumentParser(prog="python -m asap_deploy.translate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("export", type=Path, metavar="EXPORT",
-                   help="export folder (python -m asap_deploy.export), or an engine or ONNX "
-                        "file in one")
+    cli.add_export_argument(p)
     p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
                    help="label PNGs (RGB images for --no_one_hot models) or folders of them")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--backend", default="auto",
-                   choices=["auto", "onnxruntime", "tensorrt", "tensorrt_rtx", "torch"],
+                   choices=BACKENDS,
                    help="auto: the export's TensorRT engine on a GPU, else ONNX Runtime")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     p.add_argument("--instance", type=Path, metavar="FILE_OR_DIR",

@@ -89,12 +89,12 @@ def main() -> int:
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     import torch
+    from conftest import one_hot_of, random_ids, random_params
 
     from asap_deploy import build_plugin, emulation
     from asap_deploy.fused_mlp import FusedMLP
     from asap_deploy.mlp_spec import MLPSpec
     from asap_deploy.model.pixelwise_mlp import PixelwiseMLP
-    from conftest import one_hot_of, random_ids, random_params
 
     if not args.emulate and not torch.cuda.is_available():
         print("error: this benchmark needs a CUDA GPU (or --emulate for a CPU rehearsal)", file=sys.stderr)

@@ -92,7 +92,8 @@ def small_export(folder: Path) -> Path:
 
     from asap_deploy.config import GeneratorConfig
     from asap_deploy.demo import demo_generator
-    from asap_deploy.export import build_parser as export_parser, run as export_run
+    from asap_deploy.export import build_parser as export_parser
+    from asap_deploy.export import run as export_run
 
     cfg = GeneratorConfig(label_nc=5, downsampling=16, lr_width=8, lr_max_width=16, lr_depth=2,
                           hr_width=64)

@@ -6,8 +6,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from asap_deploy.config import GeneratorConfig  # noqa: E402
-from asap_deploy.demo import demo_generator  # noqa: E402
+from asap_deploy.config import GeneratorConfig
+from asap_deploy.demo import demo_generator
 
 
 def small_config(**kw) -> GeneratorConfig:
@@ -77,3 +77,18 @@ def _hash_cache_in_tmp(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ASAP_DEPLOY_CACHE_DIR", str(tmp_path_factory.mktemp("hash-cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def small_fp32_export(tmp_path_factory):
+    """A one-hot FP32 export with instance edges, from a checkpoint file (parity reloads it); made
+    once for the test_errors_* files and never changed: a test that damages one copies it."""
+    from error_cases import WIDTH, save
+
+    from asap_deploy.export import main as export_main
+
+    root = tmp_path_factory.mktemp("small-export")
+    out = root / "small"
+    assert export_main([str(save(root / "ck")), "--width", WIDTH, "--out", str(out),
+                        "--precision", "fp32", "--no-parity"]) == 0  # FP32 only: no engine is built
+    return out

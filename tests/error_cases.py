@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
+from conftest import small_config
 
 from asap_deploy.demo import demo_generator
-from conftest import small_config
 
 #: small_config(hr_width=64): 5 labels + instance edge = 6 input channels, S=32, 2 blocks;
 #: the default 64x5 MLP, so the tensors pin the architecture down on their own
@@ -16,7 +16,7 @@ CFG = small_config(hr_width=64)
 WIDTH = "64"
 
 
-def state_dict() -> "OrderedDict[str, torch.Tensor]":
+def state_dict() -> OrderedDict[str, torch.Tensor]:
     return OrderedDict(demo_generator(CFG).state_dict())
 
 

@@ -8,16 +8,15 @@ reference is fed the same FP16-rounded inputs).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, List
 
-import math
-
 import torch
+from conftest import one_hot_of, random_ids, random_params
 
 from asap_deploy.mlp_spec import MLPSpec
-from conftest import one_hot_of, random_ids, random_params
 
 SM75, SM90 = 65536, 232448
 #: (label channels, S): the paper's five settings (Cityscapes 256x512 / 512x1024 / 1024x2048,
@@ -127,7 +126,7 @@ TSAN_CASES = [c for c in CASES if c.name.endswith("-tc")] + [
 TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
-def case_inputs(case: "KernelCase"):
+def case_inputs(case: KernelCase):
     """(kernel input, params in the case's layout, float32 one-hot, float32 params) with the
     FP16 cases' values already rounded to FP16, so references see what the kernel sees."""
     spec, s = case.spec, case.downsampling

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 from PIL import Image
+from reference_asapnet import reference_generator
 
 import asap_deploy
 from asap_deploy.demo import demo_generator
 from asap_deploy.errors import ConfigError, InputError, InputPathError
 from asap_deploy.export import main as export_main
 from asap_deploy.translate import main as translate_main
-from conftest import small_config
-from reference_asapnet import reference_generator
 
 # name: (config, opt.txt lines); widths small, structure the paper's
 MODELS = {
@@ -231,9 +231,8 @@ def _bad_input(cfg, ids=None, inst="ok", rgb=None):
 def test_bad_inputs_are_one_clear_line(exports, name, bad, words):
     folder, gen = exports[name]
     x, inst = _bad_input(gen.config, **bad)
-    with asap_deploy.load(folder) as g:
-        with pytest.raises(InputError) as e:
-            g(x, instance_map=inst)
+    with asap_deploy.load(folder) as g, pytest.raises(InputError) as e:
+        g(x, instance_map=inst)
     msg = str(e.value)
     assert words in msg and "\n" not in msg, msg
 
@@ -318,8 +317,10 @@ def test_cli_as_a_module_and_its_errors(exports, tmp_path, capsys):
     s = scene(gen.config, batch=1, seed=5)
     lab, ins = _pngs(tmp_path, gen.config, s)
     out = tmp_path / "out"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "asap_deploy.translate", *map(str, a)],  # noqa: E731
-                                    capture_output=True, text=True)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "asap_deploy.translate", *map(str, a)],
+                              capture_output=True, text=True)
+
     r = run(folder, lab, "--out", out, "--instance", ins)
     assert r.returncode == 0, r.stderr
     assert "1/1 images" in r.stderr and "ort-cpu-fp32" in r.stdout

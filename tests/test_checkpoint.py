@@ -1,15 +1,16 @@
 """Reading the authors' checkpoints: inference of the architecture, overrides, and bad files."""
-import pickle
 import argparse
+import pickle
 from collections import OrderedDict
 
 import pytest
 import torch
+from conftest import small_config
 
 from asap_deploy.checkpoint import load_checkpoint
 from asap_deploy.demo import demo_generator
 from asap_deploy.errors import CheckpointError
-from conftest import small_config
+
 
 def cfg64(**kw):
     """Default 64x5 MLP: what the tensors alone must pin down."""

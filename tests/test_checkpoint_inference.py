@@ -7,16 +7,21 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from conftest import small_config
+from error_cases import CFG, state_dict
 
-from asap_deploy.checkpoint import (_first_sentence, _mlp_candidates, _pick_mlp,
-                                    _suggested_width, infer_config, load_checkpoint)
-from asap_deploy.config import GeneratorConfig
+from asap_deploy.checkpoint import (
+    _first_sentence,
+    _mlp_candidates,
+    _pick_mlp,
+    _suggested_width,
+    infer_config,
+    load_checkpoint,
+)
 from asap_deploy.demo import demo_generator
 from asap_deploy.errors import CheckpointError
 from asap_deploy.mlp_spec import MLPSpec
 from asap_deploy.training_options import TrainingOptions
-from conftest import small_config
-from error_cases import CFG, opt_txt, save, state_dict
 
 
 # -- _first_sentence: a library's message cut to one line, never mid-word ----------------------

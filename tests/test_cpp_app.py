@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 from PIL import Image
 
 from asap_deploy.demo import demo_generator
 from asap_deploy.export import main as export_main
-from conftest import small_config
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_SRC = ROOT / "engines" / "app"

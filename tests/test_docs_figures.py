@@ -192,8 +192,8 @@ def _demo_parameters() -> str:
     import torch
 
     from asap_deploy.checkpoint import expected_shapes
-    from asap_deploy.presets import load_preset
     from asap_deploy.config import GeneratorConfig
+    from asap_deploy.presets import load_preset
 
     cfg = GeneratorConfig(**load_preset("cityscapes-256x512").generator)
     total = sum(torch.Size(s).numel() for s in expected_shapes(cfg).values())

@@ -39,10 +39,12 @@ def _trt():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "small"
-    import torch
     from collections import OrderedDict
-    from asap_deploy.demo import demo_generator
+
+    import torch
     from conftest import small_config
+
+    from asap_deploy.demo import demo_generator
     ckpt = out.parent / "latest_net_G.pth"
     torch.save(OrderedDict(demo_generator(small_config(hr_width=64)).state_dict()), ckpt)
     assert export_main([str(ckpt), "--width", "64", "--out", str(out), "--precision", "fp32",
@@ -350,8 +352,8 @@ def test_sidecar_checks(tmp_path):
 
 def test_python_plugin_fields_round_trip():
     trt, _ = _trt()
-    from asap_deploy.engine.python_plugin import make_classes, parse_fields
     from asap_deploy.config import GeneratorConfig
+    from asap_deploy.engine.python_plugin import make_classes, parse_fields
     from asap_deploy.onnx_export.plugin_node import node_attributes
     plugin_cls, creator_cls = make_classes(trt)
     attrs = node_attributes(GeneratorConfig(downsampling=64), "label_ids")

@@ -8,11 +8,11 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from error_cases import CFG, WIDTH, assert_one_error_line, opt_txt, save, state_dict, tree
 
 from asap_deploy.checkpoint import load_checkpoint
 from asap_deploy.errors import CheckpointError
 from asap_deploy.export import main as export_main
-from error_cases import CFG, WIDTH, assert_one_error_line, opt_txt, save, state_dict, tree
 
 
 def _export_fails(ckpt, capsys, *needles, extra=()):

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from error_cases import WIDTH, assert_one_error_line, save, tree
 
 from asap_deploy import export
 from asap_deploy.build import main as build_main
 from asap_deploy.export import main as export_main
-from error_cases import WIDTH, assert_one_error_line, save, tree
 
 # the documented exit codes (asap_deploy.errors), spelled out so these tests also run, and fail
 # for the right reason, against code that predates them
@@ -176,11 +176,15 @@ def test_module_entry_points_print_help_and_exit_0():
 
 
 def test_exit_codes_of_the_error_classes():
-    from asap_deploy.errors import EXIT_CODES
     from asap_deploy.engine.builder import BuildError, BuildFailed
     from asap_deploy.engine.loader import EngineDamagedError, EngineIncompatibleError
-    from asap_deploy.errors import (CheckpointError, ExportIntegrityError, MissingDependencyError,
-                                    VerificationError)
+    from asap_deploy.errors import (
+        EXIT_CODES,
+        CheckpointError,
+        ExportIntegrityError,
+        MissingDependencyError,
+        VerificationError,
+    )
 
     assert CheckpointError.exit_code == ExportIntegrityError.exit_code == BuildError.exit_code \
         == EngineDamagedError.exit_code == EXIT_USAGE

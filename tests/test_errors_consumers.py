@@ -5,37 +5,25 @@ a damaged export is one line and exit 2, never a backend listed as "skipped"; an
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from error_cases import WIDTH, assert_one_error_line, tree
 from PIL import Image
 
 import asap_deploy
 from asap_deploy.bench import main as bench_main
 from asap_deploy.export import main as export_main
 from asap_deploy.parity import main as parity_main
-from error_cases import WIDTH, assert_one_error_line, save, tree
 
 EXIT_VERIFICATION, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_TOOL, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 QUICK = ["--iterations", "1", "--duration", "0", "--warmup", "0"]
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    """A one-hot export with instance edges, FP32, from a checkpoint file (parity reloads it)."""
-    root = tmp_path_factory.mktemp("consumers")
-    ckpt = save(root / "ck")
-    out = root / "small"
-    assert export_main([str(ckpt), "--width", WIDTH, "--out", str(out), "--precision", "fp32",
-                        "--no-parity"]) == 0  # FP32 only: no engine is built
-    return out
-
-
 @pytest.fixture
-def folder(pristine, tmp_path):
-    dst = tmp_path / "small"
-    shutil.copytree(pristine, dst)
-    return dst
+def folder(small_fp32_export, tmp_path):
+    return Path(shutil.copytree(small_fp32_export, tmp_path / "small"))
 
 
 @pytest.fixture
@@ -143,7 +131,7 @@ def test_a_changed_source_checkpoint_is_refused_where_it_is_the_reference(folder
                                                                            capsys):
     from asap_deploy.errors import ExportIntegrityError
     src = json.loads((folder / "manifest.json").read_text())["source"]["checkpoint"]
-    backup = open(src, "rb").read()
+    backup = Path(src).read_bytes()
     try:
         with open(src, "ab") as f:
             f.write(b"\0")
@@ -155,7 +143,7 @@ def test_a_changed_source_checkpoint_is_refused_where_it_is_the_reference(folder
         # ONNX Runtime does not use the checkpoint: the export itself is intact
         assert bench_main(["--export", str(folder), "--backends", "ort-cpu-fp32", *QUICK]) == 0
     finally:
-        open(src, "wb").write(backup)
+        Path(src).write_bytes(backup)
 
 
 @pytest.mark.parametrize("command", ["bench", "parity", "translate", "triton"])
@@ -332,12 +320,12 @@ def test_every_command_reports_usage_errors_as_one_line_exit_2(folder, tmp_path,
 @pytest.mark.parametrize("backend", ["ort-cpu-fp32", "torch-eager-fp32"])
 @pytest.mark.parametrize("value,needle", [(np.nan, "1 NaN/inf value (first nan"),
                                           (np.inf, "1 NaN/inf value (first inf")])
-def test_a_nan_pixel_is_refused_by_name(pristine, backend, value, needle):
+def test_a_nan_pixel_is_refused_by_name(small_fp32_export, backend, value, needle):
     from asap_deploy.artifacts import ExportFolder
     from asap_deploy.errors import InputError
     from asap_deploy.runners import registry
     from asap_deploy.sample_inputs import scene_feeds
-    export = ExportFolder(pristine)
+    export = ExportFolder(small_fp32_export)
     feeds = {"label": scene_feeds(export.config, 1, export.height, export.width, 3)["label"]}
     feeds["label"][0, 2, 100, 7] = value
     with registry.get(backend).create(registry.RunContext(export)) as runner:
@@ -355,15 +343,15 @@ def test_a_nan_pixel_is_refused_by_name(pristine, backend, value, needle):
     (lambda f: f.update(label=f["label"].astype(np.float64)), "'label' is float64, expected"),
     (lambda f: f.update(label=f["label"][:, :3]), "has shape [1, 3, 512, 64], expected"),
 ])
-def test_wrong_feeds_are_one_line_not_an_onnx_runtime_error(pristine, change, needle):
+def test_wrong_feeds_are_one_line_not_an_onnx_runtime_error(small_fp32_export, change, needle):
     from asap_deploy.artifacts import ExportFolder
     from asap_deploy.errors import InputError
     from asap_deploy.runners import registry
     from asap_deploy.sample_inputs import scene_feeds
-    export = ExportFolder(pristine)
+    export = ExportFolder(small_fp32_export)
     feeds = {"label": scene_feeds(export.config, 1, export.height, export.width, 3)["label"]}
     change(feeds)
-    with registry.get("ort-cpu-fp32").create(registry.RunContext(export)) as runner:
-        with pytest.raises(InputError) as e:
-            runner.infer(feeds)
+    with registry.get("ort-cpu-fp32").create(registry.RunContext(export)) as runner, \
+            pytest.raises(InputError) as e:
+        runner.infer(feeds)
     assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from error_cases import WIDTH, assert_one_error_line, save
 
 from asap_deploy.engine import loader
 from asap_deploy.engine.builder import BuildError, BuildOptions, build_engine, sidecar_path
 from asap_deploy.engine.loader import EngineMismatchError, check_compatible, load_engine
 from asap_deploy.errors import MissingDependencyError
 from asap_deploy.export import main as export_main
-from error_cases import WIDTH, assert_one_error_line, save
 
 TESTS = Path(__file__).parent
 

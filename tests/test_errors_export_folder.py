@@ -3,11 +3,12 @@ a damaged, edited, swapped or missing file, or a manifest that is garbage or som
 one line naming the file and the re-export command, and ``build`` refuses before TensorRT."""
 import json
 import shutil
+from pathlib import Path
+
 import pytest
+from error_cases import WIDTH, assert_one_error_line
 
 from asap_deploy.build import main as build_main
-from asap_deploy.export import main as export_main
-from error_cases import WIDTH, assert_one_error_line, save
 
 
 def verify_export(*a, **k):
@@ -30,21 +31,9 @@ def _errors():
     return errors
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    root = tmp_path_factory.mktemp("exp")
-    ckpt = save(root / "ck")
-    out = root / "small"
-    assert export_main([str(ckpt), "--width", WIDTH, "--out", str(out), "--precision", "fp32",
-                        "--no-parity"]) == 0
-    return out
-
-
 @pytest.fixture
-def folder(pristine, tmp_path):
-    dst = tmp_path / "small"
-    shutil.copytree(pristine, dst)
-    return dst
+def folder(small_fp32_export, tmp_path):
+    return Path(shutil.copytree(small_fp32_export, tmp_path / "small"))
 
 
 def _manifest(folder):
@@ -156,14 +145,14 @@ def test_missing_folder_or_manifest(tmp_path, folder):
 def test_changed_source_checkpoint(folder):
     src = _manifest(folder)["source"]["checkpoint"]
     verify_export(folder, files=[], check_source=True)
-    backup = open(src, "rb").read()
+    backup = Path(src).read_bytes()
     try:
         with open(src, "ab") as f:
             f.write(b"\0")
         with pytest.raises(_errors().ExportIntegrityError, match="changed since"):
             verify_export(folder, files=[], check_source=True)
     finally:
-        open(src, "wb").write(backup)
+        Path(src).write_bytes(backup)
 
 
 def test_reexport_command_is_a_valid_export_command_line(folder):

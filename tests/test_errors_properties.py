@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from error_cases import WIDTH, assert_one_error_line, opt_txt, save, state_dict, tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asap_deploy.build import main as build_main
 from asap_deploy.export import main as export_main
-from error_cases import WIDTH, assert_one_error_line, opt_txt, save, state_dict, tree
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 import pytest
+from error_cases import save
 
 from asap_deploy.export import main as export_main
-from error_cases import WIDTH, save
 
 #: in a child: write a new export into a staging folder and replace OUT with it, dying (os._exit:
 #: no cleanup, like SIGKILL) right after the N-th filesystem step (rename / exchange / rmtree)
@@ -53,7 +53,6 @@ def _leftovers(parent, name="out"):
 
 
 def _crash(tmp_path, die_after, use_exchange):
-    from asap_deploy import folder_swap
     out = tmp_path / "out"
     _export_like(out, "old")
     r = subprocess.run([sys.executable, "-c", _CRASH, str(out), str(die_after),

@@ -7,10 +7,10 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from conftest import small_config
 
 from asap_deploy.demo import demo_generator
 from asap_deploy.export import main
-from conftest import small_config
 
 
 @pytest.fixture

@@ -5,13 +5,14 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 
 from asap_deploy.bench import main as bench_main
 from asap_deploy.demo import demo_generator
 from asap_deploy.export import main as export_main
 from asap_deploy.harness.timing import summarize
-from asap_deploy.parity import main as parity_main, polygraphy_verdict
-from conftest import small_config
+from asap_deploy.parity import main as parity_main
+from asap_deploy.parity import polygraphy_verdict
 
 STATS = {"min", "mean", "median", "p90", "p95", "p99", "max"}
 
@@ -92,6 +93,7 @@ def test_unknown_backend(export_dirs, capsys):
 
 def test_cached_engine_is_rebuilt_when_the_onnx_changes(tmp_path):
     import hashlib
+
     from asap_deploy.runners.loaders import stale
     onnx_path, plan = tmp_path / "m.onnx", tmp_path / "m.plan"
     onnx_path.write_bytes(b"model v1")

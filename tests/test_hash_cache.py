@@ -104,9 +104,10 @@ def test_a_forged_store_entry_does_not_match_a_changed_file(tmp_path, cache):
 
 def test_export_verification_reads_each_file_once(tmp_path, cache):
     """What makes verifying a multi-gigabyte export on every command affordable."""
+    from error_cases import WIDTH, save
+
     from asap_deploy.export import main as export_main
     from asap_deploy.export_folder import verify_export
-    from error_cases import WIDTH, save
 
     out = tmp_path / "exp"
     assert export_main([str(save(tmp_path / "ck")), "--width", WIDTH, "--out", str(out),

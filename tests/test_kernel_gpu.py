@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_config
+from kernel_cases import CASES, case_inputs, check_case
 
 from asap_deploy import build_plugin
 from asap_deploy.demo import demo_generator
 from asap_deploy.fused_generator import FusedGenerator
 from asap_deploy.fused_mlp import FusedMLP, KernelError
 from asap_deploy.metrics import psnr
-from kernel_cases import CASES, case_inputs, check_case
-from conftest import small_config
 
 pytestmark = [
     pytest.mark.gpu,

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from kernel_cases import CASES, write_case_file
 
 from asap_deploy import emulation
-from kernel_cases import CASES, write_case_file
 
 CASE = next(c for c in CASES if c.name == "35x16-one_hot-tc")
 

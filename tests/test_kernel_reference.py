@@ -6,12 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import one_hot_of, random_ids, random_params
 
 from asap_deploy import build_plugin
 from asap_deploy.fused_mlp import forward_cpu, make_shape
 from asap_deploy.mlp_spec import MLPSpec
 from asap_deploy.model.pixelwise_mlp import PixelwiseMLP
-from conftest import one_hot_of, random_ids, random_params
 
 SPECS = [MLPSpec(35, 16), MLPSpec(13, 32), MLPSpec(5, 64, 24, 3, 1), MLPSpec(3, 16, 64, 7, 3),
          MLPSpec(36, 32, 48, 2, 4)]

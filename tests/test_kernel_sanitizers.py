@@ -5,9 +5,9 @@ import os
 import subprocess
 
 import pytest
+from kernel_cases import CASES, TSAN_CASES, write_case_file
 
 from asap_deploy import emulation
-from kernel_cases import CASES, TSAN_CASES, write_case_file
 
 SANITIZERS = {
     "address": (CASES, {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",

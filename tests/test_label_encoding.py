@@ -5,11 +5,10 @@ normalisation, the input modes and their errors. The references are the label or
 import numpy as np
 import pytest
 import torch
+from reference_labels import reference_edges, reference_one_hot
 
 from asap_deploy.config import GeneratorConfig
-from asap_deploy.model.label_encoding import (InputEncoder, LabelEncoder, RGBEncoder,
-                                              instance_edges)
-from reference_labels import reference_edges, reference_one_hot
+from asap_deploy.model.label_encoding import InputEncoder, LabelEncoder, RGBEncoder, instance_edges
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (1, 1, 1, 6), (1, 1, 5, 1), (2, 1, 9, 13)])

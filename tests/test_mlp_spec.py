@@ -2,10 +2,10 @@
 configurations and the independent oracle."""
 import pytest
 import torch
+from reference_asapnet import reference_coords
 
 from asap_deploy.config import GeneratorConfig
 from asap_deploy.mlp_spec import MLPSpec
-from reference_asapnet import reference_coords
 
 
 @pytest.mark.parametrize("hr_in,s,expected", [

@@ -15,15 +15,19 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import small_config
+from reference_labels import reference_label_for
 
 from asap_deploy.demo import demo_generator
 from asap_deploy.onnx_export.exporter import GRAPHS, export_graphs, trace_graphs
-from asap_deploy.onnx_export.plugin_node import (PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION,
-                                                 read_node_attributes)
+from asap_deploy.onnx_export.plugin_node import (
+    PLUGIN_NAMESPACE,
+    PLUGIN_OP,
+    PLUGIN_VERSION,
+    read_node_attributes,
+)
 from asap_deploy.onnx_export.verify import ort_session
 from asap_deploy.sample_inputs import label_maps
-from conftest import small_config
-from reference_labels import reference_label_for
 
 CONFIGS = {
     "cityscapes-like": small_config(),

@@ -11,8 +11,6 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-
 import asap_deploy.presets as presets
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,12 @@
 """The runner layer: lifecycle, input checks against each runner's metadata, the backend registry,
 engine naming shared with ``build``, checked TensorRT statuses, one backend alive at a time."""
-import json
 import warnings
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 
 from asap_deploy.artifacts import ExportFolder
 from asap_deploy.demo import demo_generator
@@ -14,13 +14,11 @@ from asap_deploy.engine.naming import engine_filename, engine_path, parse_engine
 from asap_deploy.errors import ConfigError, InputError
 from asap_deploy.export import main as export_main
 from asap_deploy.runners import registry
-from asap_deploy.runners.base import (InferenceError, Runner, RunnerStateError,
-                                      RunnerUnavailable)
+from asap_deploy.runners.base import InferenceError, Runner, RunnerStateError, RunnerUnavailable
 from asap_deploy.runners.input_checks import TensorMeta, ValueRule, check_feeds
 from asap_deploy.runners.loaders import SessionFromOnnx
 from asap_deploy.runners.ort_runner import OrtRunner
 from asap_deploy.sample_inputs import scene_feeds
-from conftest import small_config
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +88,8 @@ def test_a_runner_never_deactivated_warns(export):
 def test_feeds_are_checked_against_the_metadata(export, change, words):
     feeds = _feeds(export)
     change(feeds)
-    with _ort(export) as r:
-        with pytest.raises(InputError) as e:
-            r.infer(feeds)
+    with _ort(export) as r, pytest.raises(InputError) as e:
+        r.infer(feeds)
     assert words in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 

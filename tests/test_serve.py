@@ -7,8 +7,8 @@ compared byte for byte with ``asap_deploy.load(EXPORT, backend="onnxruntime")``.
 """
 import concurrent.futures
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 
 import asap_deploy
 from asap_deploy.demo import demo_generator
@@ -31,7 +32,6 @@ from asap_deploy.errors import InputError
 from asap_deploy.export import main as export_main
 from asap_deploy.image_io import png_bytes
 from asap_deploy.serve import main as serve_main
-from conftest import small_config
 
 ROOT = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 512, 64
@@ -152,8 +152,7 @@ def test_resources_default_to_what_ray_sees():
 @needs_serve
 def test_request_decoding():
     """The HTTP codec alone: what is accepted, and the status and line of what is not."""
-    from asap_deploy.serving.http_codec import (ModelInput, RequestError, decode_inputs,
-                                                split_request)
+    from asap_deploy.serving.http_codec import ModelInput, RequestError, decode_inputs, split_request
 
     model = ModelInput(HEIGHT, WIDTH, rgb=False, needs_instance=True)
     label, inst = sample(0)

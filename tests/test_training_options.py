@@ -6,12 +6,17 @@ import pickle
 import re
 
 import pytest
+from error_cases import opt_txt
 
 from asap_deploy.errors import CheckpointError, ConfigError
-from asap_deploy.training_options import (SKIP_HINT, TrainingOptions, describe_field,
-                                          load_training_options, options_to_overrides,
-                                          read_training_options)
-from error_cases import opt_txt
+from asap_deploy.training_options import (
+    SKIP_HINT,
+    TrainingOptions,
+    describe_field,
+    load_training_options,
+    options_to_overrides,
+    read_training_options,
+)
 
 HINT = re.escape(SKIP_HINT)
 

@@ -19,12 +19,13 @@ import torch
 
 pytest.importorskip("tritonclient.grpc", reason='needs tritonclient: pip install -e ".[triton]"')
 
-from asap_deploy.demo import demo_generator  # noqa: E402
-from asap_deploy.export import main as export_main  # noqa: E402
-from asap_deploy.serving.triton_check import check_repository  # noqa: E402
-from asap_deploy.serving.triton_schema import parse_config  # noqa: E402
-from asap_deploy.triton import main  # noqa: E402
-from conftest import small_config  # noqa: E402
+from conftest import small_config
+
+from asap_deploy.demo import demo_generator
+from asap_deploy.export import main as export_main
+from asap_deploy.serving.triton_check import check_repository
+from asap_deploy.serving.triton_schema import parse_config
+from asap_deploy.triton import main
 
 TRITON_TO_NUMPY = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_INT32": np.int32}
 

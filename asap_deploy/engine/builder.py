@@ -14,8 +14,8 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,7 +131,7 @@ class BuildOptions:
         return d
 
     @classmethod
-    def from_json(cls, d: Dict[str, Any]) -> "BuildOptions":
+    def from_json(cls, d: Dict[str, Any]) -> BuildOptions:
         d = dict(d)
         for k in ("timing_cache", "kernel_library"):
             d[k] = None if d[k] is None else Path(d[k])

@@ -19,8 +19,20 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..fused_mlp import (CPU_LIBRARY, DEFAULT_DIR, EMULATION_LIBRARY, INPUT_MODES, KERNEL_LIBRARY,
-                         NCHW, NHWC, SHAPE_FIELDS, AsapMLPShape, check, load_library, make_tensors)
+from ..fused_mlp import (
+    CPU_LIBRARY,
+    DEFAULT_DIR,
+    EMULATION_LIBRARY,
+    INPUT_MODES,
+    KERNEL_LIBRARY,
+    NCHW,
+    NHWC,
+    SHAPE_FIELDS,
+    AsapMLPShape,
+    check,
+    load_library,
+    make_tensors,
+)
 from ..mlp_spec import MLPSpec
 from ..onnx_export.plugin_node import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 

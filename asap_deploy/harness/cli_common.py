@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List, Union
 
 from .. import paths
-from ..errors import UsageError
+from ..errors import AsapDeployError, EnvironmentProblem, ToolFailure, UsageError
 from ..runners import registry
-from ..runners.registry import RunContext
+from ..runners.base import Runner, RunnerUnavailable
+from ..runners.registry import Backend, RunContext
 from .source import ModelSource, ensure_export, open_export
 
 
@@ -82,3 +83,33 @@ def context(src: ModelSource, args: argparse.Namespace) -> RunContext:
     return RunContext(src.export, batch=args.batch, trt_module=args.trt_module,
                       kernel_library=args.kernel_library, input_mode="one-hot",
                       load_generator=lambda: src.gen)
+
+
+def start_runner(backend: Backend, ctx: RunContext, failed: str) -> Union[Runner, Dict[str, Any]]:
+    """The backend's runner, activated; or the result row that says why not: ``{"skipped": why}``
+    when it cannot run here, ``{failed: message}`` when it failed to start (the key is the
+    command's own: bench.json and parity.json name a failure differently)."""
+    why = backend.reason(ctx)
+    if why:
+        return {"skipped": why}
+    try:
+        runner = backend.create(ctx)
+        runner.activate()
+    except RunnerUnavailable as exc:
+        return {"skipped": str(exc)}
+    except AsapDeployError as exc:
+        return {failed: str(exc)}
+    return runner
+
+
+def raise_failed_or_none_ran(results: List[Dict[str, Any]], failed: str) -> None:
+    """The command's one error line when a backend failed (its result has the key ``failed``),
+    naming the first, or when none could run here."""
+    failures = [r for r in results if r.get(failed)]
+    if failures:
+        r = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise ToolFailure(f"{r['backend']} failed on {r['model']}{more}: {r[failed]}")
+    if results and all(r.get("skipped") for r in results):
+        why = "; ".join(sorted({f"{r['backend']}: {r['skipped']}" for r in results}))
+        raise EnvironmentProblem(f"no backend could run here ({why})")

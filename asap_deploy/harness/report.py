@@ -84,8 +84,10 @@ def rows(results: List[Dict]) -> List[List[str]]:
 def terminal_table(header: List[str], body: List[List[str]]) -> str:
     # every column but the last (the status, which may carry a long reason) is aligned
     width = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    fmt = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row[:-1], width)) + "  " + \
-        str(row[-1])  # noqa: E731
+
+    def fmt(row: List[str]) -> str:
+        return "  ".join(str(x).ljust(w) for x, w in zip(row[:-1], width)) + "  " + str(row[-1])
+
     return "\n".join([fmt(header), fmt(["-" * w for w in width])] + [fmt(r) for r in body])
 
 

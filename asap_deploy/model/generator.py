@@ -31,7 +31,7 @@ class ASAPNetGenerator(nn.Module):
         self.pixelwise_mlp = PixelwiseMLP(cfg.mlp_spec)
         self.compute_dtype = torch.float32
 
-    def to_precision(self, precision: str) -> "ASAPNetGenerator":
+    def to_precision(self, precision: str) -> ASAPNetGenerator:
         """Convert conv weights to ``precision``; norm affine parameters stay FP32."""
         dtype = PRECISIONS[precision]
         for m in self.lowres_stream.modules():

@@ -10,9 +10,20 @@ import torch
 from ..model import ASAPNetGenerator
 from ..sample_inputs import scene_feeds
 from .fp16 import convert_to_fp16
-from .graphs import (FullGraph, GGraph, StageGraph, TensorSpec, _Inputs, composes_encoder,
-                     generator_input_names, image_spec, input_specs, params_spec,
-                     stage_input_names, stage_mode_for)
+from .graphs import (
+    FullGraph,
+    GGraph,
+    StageGraph,
+    TensorSpec,
+    _Inputs,
+    composes_encoder,
+    generator_input_names,
+    image_spec,
+    input_specs,
+    params_spec,
+    stage_input_names,
+    stage_mode_for,
+)
 from .plugin_node import build_plugin_model
 from .torch_export import export_module
 from .validate import infer_and_check

@@ -12,12 +12,10 @@ import onnx
 import torch
 
 from ..config import GeneratorConfig
+from ..export_folder import MANIFEST_VERSION
 from .exporter import ExportedGraph
-from .plugin_node import (PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION,
-                          node_attributes)
+from .plugin_node import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION, node_attributes
 from .torch_export import OPSET
-
-from ..export_folder import MANIFEST_VERSION  # noqa: F401 - one number, read and written
 
 
 def sha256(data: bytes) -> str:

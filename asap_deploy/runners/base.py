@@ -48,7 +48,7 @@ class Runner:
         self._metadata: Optional[Dict[str, TensorMeta]] = None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def activate(self) -> "Runner":
+    def activate(self) -> Runner:
         """Load the model; RunnerUnavailable(reason) when this backend cannot run here."""
         if self.is_active:
             raise RunnerStateError(f"{self.name} is already active; deactivate() it first")
@@ -67,10 +67,10 @@ class Runner:
             self.is_active = False
             self._metadata = None
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self.activate()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.deactivate()
 
     def __del__(self) -> None:
@@ -137,7 +137,7 @@ class Runner:
         self._require_active()
         return self.output_impl()
 
-    def cuda_stream(self):
+    def cuda_stream(self) -> Any:
         """The torch.cuda.Stream compute() runs on (None: the current stream)."""
         return None
 
@@ -170,4 +170,5 @@ class Runner:
         out = self.output_impl()
         if isinstance(out, np.ndarray):
             return out.astype(np.float32, copy=False)
-        return out.float().cpu().numpy()
+        result: np.ndarray = out.float().cpu().numpy()
+        return result

@@ -7,12 +7,12 @@ Nothing is loaded when a loader is made, so a harness can list all backends and 
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..errors import AsapDeployError
+from ..hash_cache import sha256_file
 from .base import RunnerUnavailable
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -59,14 +59,6 @@ class EngineFromPath:
         from ..engine.loader import load_engine
 
         return load_engine(self.plan, self.module, self.plugin, self.kernel_library)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def stale(plan: Path, onnx_path: Path, plugin: str = "auto") -> Optional[str]:

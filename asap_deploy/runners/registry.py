@@ -7,12 +7,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..artifacts import ExportFolder
 from ..errors import ConfigError
 from .base import Runner
-from .input_checks import value_rules
+from .input_checks import ValueRule, value_rules
 
 
 @dataclass
@@ -28,13 +28,13 @@ class RunContext:
     load_generator: Optional[Callable[[], object]] = None  # default: the export's source model
     _generator: object = field(default=None, repr=False)
 
-    def generator(self):
+    def generator(self) -> Any:
         """The PyTorch model, loaded once per context (only PyTorch backends need it)."""
         if self._generator is None:
             self._generator = (self.load_generator or self.export.load_generator)()
         return self._generator
 
-    def rules(self):
+    def rules(self) -> Dict[str, ValueRule]:
         return value_rules(self.export.config)
 
 
@@ -79,15 +79,15 @@ def get(name: str) -> Backend:
 
 
 # -- availability checks (cheap: nothing is loaded) --------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-@functools.lru_cache(maxsize=None)
-def ort_providers() -> tuple:
+@functools.cache
+def ort_providers() -> Tuple[str, ...]:
     import onnxruntime
 
     return tuple(onnxruntime.get_available_providers())
@@ -124,7 +124,7 @@ def _first(*checks: Callable[[], Optional[str]]) -> Optional[str]:
 
 
 # -- the built-in backends ---------------------------------------------------------------------
-def _resolution(ctx: RunContext):
+def _resolution(ctx: RunContext) -> Tuple[int, int]:
     return ctx.export.height, ctx.export.width
 
 

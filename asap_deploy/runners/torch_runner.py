@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import numpy as np
@@ -103,7 +104,7 @@ class TorchFusedRunner(TorchEagerRunner):
     (libasap_spatial_mlp.so), fed the kernel's preferred parameter layout directly."""
 
     def __init__(self, gen: Union[ASAPNetGenerator, Callable[[], ASAPNetGenerator]],
-                 kernel_library: Optional[str] = None, resolution: Optional[tuple] = None,
+                 kernel_library: Optional[Path] = None, resolution: Optional[tuple] = None,
                  value_rules: Optional[Mapping[str, ValueRule]] = None,
                  precision: str = "fp16", device: str = "cuda") -> None:
         # precision/device other than fp16/cuda: a rehearsal on the CPU with the emulation build

@@ -62,7 +62,7 @@ class RaySession:
         self.root_pids: List[int] = []
         self.roots: Set[Proc] = set()
 
-    def processes(self) -> Set["Proc"]:
+    def processes(self) -> Set[Proc]:
         """Every live process of this instance: Ray's daemons and all their descendants."""
         return descendants(self.root_pids, include_roots=True)
 

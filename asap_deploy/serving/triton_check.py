@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..hash_cache import sha256_file
 from .triton_config import MODEL_FILES, PLATFORMS, TensorSpec
 from .triton_schema import TritonRepoError, dtype_name, kind_name, onnx_dtype, parse_config
-from .triton_sources import onnx_io, sha256_file
+from .triton_sources import onnx_io
 
 RECORD = "asap_repository.json"
 
@@ -222,7 +223,7 @@ def read_record(repo: Path) -> Dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise TritonRepoError(f"{path} is not valid JSON ({exc}): regenerate the repository")
+        raise TritonRepoError(f"{path} is not valid JSON ({exc}): regenerate the repository") from None
 
 
 def check_repository(repo: Path) -> CheckReport:

@@ -26,7 +26,7 @@ class TensorSpec:
         return {"name": self.name, "data_type": self.data_type, "dims": list(self.dims)}
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "TensorSpec":
+    def from_dict(cls, d: Dict[str, Any]) -> TensorSpec:
         return cls(d["name"], d["data_type"], tuple(d["dims"]))
 
 

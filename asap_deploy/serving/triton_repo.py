@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from ..hash_cache import sha256_file
 from .triton_check import RECORD, CheckReport, check_repository
 from .triton_config import ModelSpec, render_config
 from .triton_readme import launch_command, render_readme
 from .triton_schema import TritonRepoError, load_schema
-from .triton_sources import EngineInfo, Export, RepoOptions, open_export, plan_models, sha256_file
+from .triton_sources import EngineInfo, Export, RepoOptions, open_export, plan_models
 
 REPOSITORY_VERSION = 1
 

@@ -6,13 +6,13 @@ engine was built from (matched by SHA-256: dtypes and per-item shapes).
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import onnx
 
+from ..hash_cache import sha256_file
 from .triton_config import ModelSpec, TensorSpec
 from .triton_schema import NUMPY_TO_TRITON, TritonRepoError, onnx_dtype
 
@@ -55,14 +55,6 @@ class EngineInfo:
     batch: Tuple[int, int]            # profile (min, max) of the batch axis
     plugin: Optional[Path]            # library Triton must load, or None
     notes: List[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def open_export(path: Path) -> Export:
