@@ -3,6 +3,7 @@ them in applications: ``asap_deploy.load(export_dir)(label_map) -> image``.
 
 Importing the package is cheap: torch, ONNX Runtime and TensorRT load on first use.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -13,6 +13,7 @@ tensor stays on the GPU (bound to the engine as it is when it already has the en
 images come back as CUDA tensors). Every input is checked first and a problem is one line
 (``asap_deploy.errors.InputError``) saying what was expected.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,12 +30,21 @@ from .runners.input_checks import ValueRule, check_values, dtype_of, is_torch, v
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "tensorrt_rtx", "torch")
 _ENGINE_SUFFIXES = (".plan", ".engine")
 #: engines tried first: the plugin graph (fused MLP), then FP16
-_GRAPH_ORDER = {("asapnet_plugin", "fp16"): 0, ("asapnet", "fp16"): 1,
-                ("asapnet_plugin", "fp32"): 2, ("asapnet", "fp32"): 3}
+_GRAPH_ORDER = {
+    ("asapnet_plugin", "fp16"): 0,
+    ("asapnet", "fp16"): 1,
+    ("asapnet_plugin", "fp32"): 2,
+    ("asapnet", "fp32"): 3,
+}
 
 
-def load(model: Union[str, Path], backend: str = "auto", device: Optional[str] = None,
-         precision: Optional[str] = None, check_inputs: bool = True) -> ImageGenerator:
+def load(
+    model: Union[str, Path],
+    backend: str = "auto",
+    device: Optional[str] = None,
+    precision: Optional[str] = None,
+    check_inputs: bool = True,
+) -> ImageGenerator:
     """Open an export (a folder made by ``python -m asap_deploy.export``, or an engine / ONNX file
     inside one) and return a generator object ready to be called.
 
@@ -62,8 +72,13 @@ def load(model: Union[str, Path], backend: str = "auto", device: Optional[str] =
 class ImageGenerator:
     """A generator ready to run: call it on label maps (or RGB images), get uint8 images."""
 
-    def __init__(self, export: ExportFolder, runner: Runner, check_inputs: bool = True,
-                 notes: Optional[List[str]] = None) -> None:
+    def __init__(
+        self,
+        export: ExportFolder,
+        runner: Runner,
+        check_inputs: bool = True,
+        notes: Optional[List[str]] = None,
+    ) -> None:
         self.export, self.runner, self.check_inputs = export, runner, check_inputs
         self.notes = list(notes or [])
         cfg = export.config
@@ -87,8 +102,10 @@ class ImageGenerator:
     def __repr__(self) -> str:
         what = "RGB images" if self.input_mode == "rgb" else f"label maps ({self.label_nc} classes)"
         inst = " + instance maps" if self.needs_instance_map else ""
-        return (f"ImageGenerator({self.export.path}, {self.height}x{self.width}, {what}{inst}, "
-                f"backend {self.backend})")
+        return (
+            f"ImageGenerator({self.export.path}, {self.height}x{self.width}, {what}{inst}, "
+            f"backend {self.backend})"
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -125,8 +142,8 @@ class ImageGenerator:
         lo, hi = self.runner.batch_range() or (1, batch)
         outs = []
         for start in range(0, batch, hi):
-            xs = x[start:start + hi]
-            ins = None if inst is None else inst[start:start + hi]
+            xs = x[start : start + hi]
+            ins = None if inst is None else inst[start : start + hi]
             n = int(xs.shape[0])
             if n < lo:  # the engine's profile has a minimum batch: pad, then drop the padding
                 xs, ins = _pad(xs, lo), None if ins is None else _pad(ins, lo)
@@ -145,35 +162,47 @@ class ImageGenerator:
         want = f"{self.height} x {self.width}"
         if self.input_mode == "rgb":
             if len(shape) not in (3, 4) or shape[-1] != 3:
-                hint = (" (drop the alpha channel: Image.convert('RGB'))" if shape[-1:] == (4,)
-                        else "")
-                raise InputError(f"RGB image must be H x W x 3 or B x H x W x 3 (uint8), got shape "
-                                 f"{list(shape)}{hint}")
+                hint = " (drop the alpha channel: Image.convert('RGB'))" if shape[-1:] == (4,) else ""
+                raise InputError(
+                    f"RGB image must be H x W x 3 or B x H x W x 3 (uint8), got shape {list(shape)}{hint}"
+                )
             if dt != np.uint8:
-                raise InputError(f"RGB image must be uint8 (0..255), got {dt.name}: the model "
-                                 f"normalises it as the authors' loader does")
+                raise InputError(
+                    f"RGB image must be uint8 (0..255), got {dt.name}: the model "
+                    f"normalises it as the authors' loader does"
+                )
             spatial, single = shape[-3:-1], len(shape) == 3
         else:
             if len(shape) not in (2, 3):
-                hint = (" (drop the channel axis)" if len(shape) == 4 and shape[1] == 1 else
-                        " (a colour image? this model takes class ids)" if shape[-1:] in
-                        ((3,), (4,)) else "")
-                raise InputError(f"label map must be H x W or B x H x W class ids, got shape "
-                                 f"{list(shape)}{hint}")
+                hint = (
+                    " (drop the channel axis)"
+                    if len(shape) == 4 and shape[1] == 1
+                    else " (a colour image? this model takes class ids)"
+                    if shape[-1:] in ((3,), (4,))
+                    else ""
+                )
+                raise InputError(
+                    f"label map must be H x W or B x H x W class ids, got shape {list(shape)}{hint}"
+                )
             if dt.kind not in "iu":
-                raise InputError(f"label map must hold integer class ids (uint8 or int), got "
-                                 f"{dt.name}: load label PNGs as they are (mode L or P), not as "
-                                 f"normalised floats")
+                raise InputError(
+                    f"label map must hold integer class ids (uint8 or int), got "
+                    f"{dt.name}: load label PNGs as they are (mode L or P), not as "
+                    f"normalised floats"
+                )
             if len(shape) == 3 and shape[2] in (3, 4) and shape[:2] == (self.height, self.width):
-                raise InputError(f"label map has shape {list(shape)}: a colour image? this model "
-                                 f"takes class ids (H x W or B x H x W), not a rendering")
+                raise InputError(
+                    f"label map has shape {list(shape)}: a colour image? this model "
+                    f"takes class ids (H x W or B x H x W), not a rendering"
+                )
             spatial, single = shape[-2:], len(shape) == 2
         if tuple(spatial) != (self.height, self.width):
             raise InputError(
                 f"{'RGB image' if self.input_mode == 'rgb' else 'label map'} is "
                 f"{spatial[0]} x {spatial[1]} (H x W) but this model runs at {want}: resize it "
                 f"as the authors' loader does (python -m asap_deploy.translate --resize), or "
-                f"export the model at that size")
+                f"export the model at that size"
+            )
         if single:
             x = x[None]
         if self.input_mode == "labels" and self.check_inputs:
@@ -184,25 +213,31 @@ class ImageGenerator:
     def _check_instance(self, inst: Any, x: Any, single: bool) -> Any:
         if inst is None:
             if self.needs_instance_map:
-                raise InputError("this model uses instance edges: pass instance_map= (instance ids,"
-                                 " same H x W as the input, e.g. Cityscapes *_instanceIds.png; "
-                                 "translate --instance FILE_OR_DIR)")
+                raise InputError(
+                    "this model uses instance edges: pass instance_map= (instance ids,"
+                    " same H x W as the input, e.g. Cityscapes *_instanceIds.png; "
+                    "translate --instance FILE_OR_DIR)"
+                )
             return None
         if not self.needs_instance_map:
-            raise InputError("this model has no instance-edge channel (trained without instance "
-                             "maps): drop instance_map")
+            raise InputError(
+                "this model has no instance-edge channel (trained without instance maps): drop instance_map"
+            )
         inst = _as_array(inst, "instance map")
         want = tuple(x.shape[1:3]) if self.input_mode == "rgb" else tuple(x.shape[1:])
         shape = tuple(inst.shape)
-        if len(shape) != (2 if single else 3) or shape[-2:] != want or \
-                (not single and shape[0] != x.shape[0]):
+        if (
+            len(shape) != (2 if single else 3)
+            or shape[-2:] != want
+            or (not single and shape[0] != x.shape[0])
+        ):
             got = " x ".join(map(str, shape))
             exp = " x ".join(map(str, want if single else (x.shape[0],) + want))
-            raise InputError(f"instance map is {got}, expected {exp} (one instance id per pixel "
-                             f"of the input)")
+            raise InputError(
+                f"instance map is {got}, expected {exp} (one instance id per pixel of the input)"
+            )
         if dtype_of(inst).kind not in "iu":
-            raise InputError(f"instance map must hold integer instance ids, got "
-                             f"{dtype_of(inst).name}")
+            raise InputError(f"instance map must hold integer instance ids, got {dtype_of(inst).name}")
         return inst[None] if single else inst
 
     # -- feeds --------------------------------------------------------------------------------
@@ -257,8 +292,7 @@ def _as_array(x: Any, what: str) -> Any:
     except Exception:
         arr = None
     if arr is None or arr.dtype == object or arr.ndim == 0:
-        raise InputError(f"{what} must be a numpy array or torch tensor, got "
-                         f"{type(x).__name__}")
+        raise InputError(f"{what} must be a numpy array or torch tensor, got {type(x).__name__}")
     return arr
 
 
@@ -325,20 +359,24 @@ def _open(path: Path) -> Tuple[ExportFolder, Optional[Path]]:
     if path.is_dir() or path.name == "manifest.json":
         return ExportFolder(path).verify(), None
     if not path.exists():
-        raise ConfigError(f"{path} not found: pass an export folder (python -m asap_deploy.export"
-                          f" CHECKPOINT), or an engine or ONNX file inside one")
+        raise ConfigError(
+            f"{path} not found: pass an export folder (python -m asap_deploy.export"
+            f" CHECKPOINT), or an engine or ONNX file inside one"
+        )
     if path.suffix not in _ENGINE_SUFFIXES + (".onnx",):
-        raise ConfigError(f"{path} is neither an export folder, an engine (.plan) nor an ONNX "
-                          f"file")
+        raise ConfigError(f"{path} is neither an export folder, an engine (.plan) nor an ONNX file")
     export = find_export(path)
     if export is None:
-        raise ConfigError(f"{path.parent} has no manifest.json: the model's input format comes "
-                          f"from the export's manifest, so load a file inside an export folder")
+        raise ConfigError(
+            f"{path.parent} has no manifest.json: the model's input format comes "
+            f"from the export's manifest, so load a file inside an export folder"
+        )
     return export.verify(), export.listed_file(path)
 
 
-def _choose_runner(export: ExportFolder, file: Optional[Path], backend: str,
-                   device: Optional[str], precision: Optional[str]) -> Tuple[Runner, List[str]]:
+def _choose_runner(
+    export: ExportFolder, file: Optional[Path], backend: str, device: Optional[str], precision: Optional[str]
+) -> Tuple[Runner, List[str]]:
     from .runners.registry import cuda_available
 
     rules = value_rules(export.config)
@@ -348,8 +386,10 @@ def _choose_runner(export: ExportFolder, file: Optional[Path], backend: str,
     if file is not None:
         if file.suffix == ".onnx":
             if backend not in ("auto", "onnxruntime"):
-                raise ConfigError(f"{file.name} is an ONNX file: use backend onnxruntime (or pass "
-                                  f"the export folder or an engine for {backend})")
+                raise ConfigError(
+                    f"{file.name} is an ONNX file: use backend onnxruntime (or pass "
+                    f"the export folder or an engine for {backend})"
+                )
             return _activate(_ort(file, gpu, cuda, rules, _prec(file))), []
         if backend not in ("auto", "tensorrt", "tensorrt_rtx"):
             raise ConfigError(f"{file.name} is a TensorRT engine: use backend auto or tensorrt")
@@ -360,35 +400,42 @@ def _choose_runner(export: ExportFolder, file: Optional[Path], backend: str,
 
         dev = device or ("cuda" if cuda_available() else "cpu")
         prec = precision or "fp32"
-        return _activate(TorchEagerRunner(export.load_generator, prec, dev, user_mode,
-                                          (export.height, export.width), rules)), []
+        return _activate(
+            TorchEagerRunner(
+                export.load_generator, prec, dev, user_mode, (export.height, export.width), rules
+            )
+        ), []
     if backend == "onnxruntime":
-        return _activate(_ort(_ort_graph(export, gpu, precision), gpu, cuda, rules,
-                              precision, fallback=device is None)), []
+        return _activate(
+            _ort(_ort_graph(export, gpu, precision), gpu, cuda, rules, precision, fallback=device is None)
+        ), []
     notes: List[str] = []
     if backend in ("tensorrt", "tensorrt_rtx"):
         engines = _engines(export, backend)
         if not engines:
             have = ", ".join(e["file"] for e in export.engines) or "none"
-            graph = "asapnet_plugin_fp16.onnx" if export.has_graph("asapnet_plugin", "fp16") \
-                else "asapnet.onnx"
-            raise ConfigError(f"{export.path} has no {backend} engine (engines: {have}): build one "
-                              f"with python -m asap_deploy.build {export.path / graph} --module "
-                              f"{backend}")
+            graph = (
+                "asapnet_plugin_fp16.onnx" if export.has_graph("asapnet_plugin", "fp16") else "asapnet.onnx"
+            )
+            raise ConfigError(
+                f"{export.path} has no {backend} engine (engines: {have}): build one "
+                f"with python -m asap_deploy.build {export.path / graph} --module "
+                f"{backend}"
+            )
         return _activate(_trt(export.engine_path(engines[0]), backend, cuda, rules)), []
 
     # auto: the fastest thing that runs here
     if gpu:
         for e in _engines(export, "auto"):
             try:
-                return _activate(_trt(export.engine_path(e), e["tensorrt_module"], cuda,
-                                      rules)), notes
+                return _activate(_trt(export.engine_path(e), e["tensorrt_module"], cuda, rules)), notes
             except RunnerUnavailable as exc:
                 notes.append(f"{e['file']}: {exc}")
         if not export.engines:
             notes.append("no TensorRT engine in the export (python -m asap_deploy.build)")
-    return _activate(_ort(_ort_graph(export, gpu, precision), gpu, cuda, rules, precision,
-                          fallback=True)), notes
+    return _activate(
+        _ort(_ort_graph(export, gpu, precision), gpu, cuda, rules, precision, fallback=True)
+    ), notes
 
 
 def _activate(runner: Runner) -> Runner:
@@ -397,10 +444,8 @@ def _activate(runner: Runner) -> Runner:
 
 
 def _engines(export: ExportFolder, module: str) -> List[Dict[str, Any]]:
-    usable = [e for e in export.engines
-              if module == "auto" or e["tensorrt_module"] == module]
-    return sorted(usable, key=lambda e: (_GRAPH_ORDER.get((e["graph"], e["precision"]), 9),
-                                         e["file"]))
+    usable = [e for e in export.engines if module == "auto" or e["tensorrt_module"] == module]
+    return sorted(usable, key=lambda e: (_GRAPH_ORDER.get((e["graph"], e["precision"]), 9), e["file"]))
 
 
 def _prec(path: Path) -> str:
@@ -416,16 +461,23 @@ def _ort_graph(export: ExportFolder, gpu: bool, precision: Optional[str]) -> Pat
     return export.graph_path("asapnet", prec)
 
 
-def _ort(path: Path, gpu: bool, cuda: str, rules: Dict[str, ValueRule], precision: Optional[str],
-         fallback: bool = False) -> Runner:
+def _ort(
+    path: Path,
+    gpu: bool,
+    cuda: str,
+    rules: Dict[str, ValueRule],
+    precision: Optional[str],
+    fallback: bool = False,
+) -> Runner:
     from .runners.loaders import SessionFromOnnx
     from .runners.ort_runner import OrtRunner
     from .runners.registry import ort_providers
 
     use_cuda = gpu and "CUDAExecutionProvider" in ort_providers()
     if gpu and not use_cuda and not fallback:
-        raise ConfigError("onnxruntime here has no CUDAExecutionProvider: install onnxruntime-gpu,"
-                          " or pass device='cpu'")
+        raise ConfigError(
+            "onnxruntime here has no CUDAExecutionProvider: install onnxruntime-gpu, or pass device='cpu'"
+        )
     device_id = int(cuda.split(":")[1]) if ":" in cuda else 0
     source = SessionFromOnnx(path, "cuda" if use_cuda else "cpu", device_id)
     return OrtRunner(source, precision or _prec(path), value_rules=rules)

@@ -11,6 +11,7 @@ indexed engine against the manifest (bench and parity call it before any backend
 ``load_generator`` checks the source checkpoint. Hashes are cached while a file is unchanged
 (``hash_cache``), so the second check of a file costs a ``stat``.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,9 @@ class ExportFolder:
                 verify_engine(self.path, engines[name])
             else:
                 listed = ", ".join(sorted(graphs) + sorted(engines))
-                raise InputPathError(f"{self.path}: manifest.json does not list {name} (it lists "
-                                     f"{listed}): {self.reexport}")
+                raise InputPathError(
+                    f"{self.path}: manifest.json does not list {name} (it lists {listed}): {self.reexport}"
+                )
         if source:
             verify_source(self.path, self.manifest, self.reexport)
         return self
@@ -103,10 +105,12 @@ class ExportFolder:
     def file(self, name: str) -> Path:
         """A listed graph file by name, verified."""
         if name not in {f["file"] for f in self.files}:
-            raise InputPathError(f"{self.path} has no {name} (it lists "
-                                 f"{', '.join(sorted(f['file'] for f in self.files))}); "
-                                 f"re-export with the precision you need: "
-                                 f"{reexport_command(self.path, self.manifest)}")
+            raise InputPathError(
+                f"{self.path} has no {name} (it lists "
+                f"{', '.join(sorted(f['file'] for f in self.files))}); "
+                f"re-export with the precision you need: "
+                f"{reexport_command(self.path, self.manifest)}"
+            )
         self.verify([name])
         return self.path / str(name)
 
@@ -115,8 +119,10 @@ class ExportFolder:
             if f["graph"] == graph and f["precision"] == precision:
                 return f
         have = ", ".join(self.precisions) or "none"
-        raise ConfigError(f"{self.path} has no {precision} {graph} graph (exported precisions: "
-                          f"{have}); export again with --precision fp32 fp16")
+        raise ConfigError(
+            f"{self.path} has no {precision} {graph} graph (exported precisions: "
+            f"{have}); export again with --precision fp32 fp16"
+        )
 
     def graph_path(self, graph: str, precision: str) -> Path:
         """The graph's file, verified against the manifest."""
@@ -142,13 +148,13 @@ class ExportFolder:
         """``path`` (a graph or engine in this folder), verified; an unindexed file cannot be
         checked and is refused."""
         path = Path(path)
-        listed = {f["file"] for f in self.files} | {e["file"] for e in
-                                                     self.manifest.get("engines", [])}
+        listed = {f["file"] for f in self.files} | {e["file"] for e in self.manifest.get("engines", [])}
         if path.name not in listed or path.resolve().parent != self.path.resolve():
             raise InputPathError(
                 f"{path} is not indexed in {self.path / MANIFEST}, so it cannot be checked "
                 f"against it: pass the export folder, or build engines with python -m "
-                f"asap_deploy.build (which indexes them)")
+                f"asap_deploy.build (which indexes them)"
+            )
         self.verify([path.name])
         return self.path / path.name
 
@@ -164,15 +170,21 @@ class ExportFolder:
             return False
         plugin = sidecar.get("plugin") or {}
         record = {
-            "file": engine.name, "onnx": onnx_name, "graph": entry["graph"],
-            "precision": entry["precision"], "tensorrt_module": sidecar["tensorrt_module"],
+            "file": engine.name,
+            "onnx": onnx_name,
+            "graph": entry["graph"],
+            "precision": entry["precision"],
+            "tensorrt_module": sidecar["tensorrt_module"],
             "tensorrt_version": sidecar["tensorrt_version"],
-            "batch": [sidecar["inputs"][n][k][0] for n in list(sidecar["inputs"])[:1]
-                      for k in ("min", "opt", "max")],
-            "plugin": plugin.get("kind", "not used"), "gpu": sidecar.get("gpu"),
+            "batch": [
+                sidecar["inputs"][n][k][0] for n in list(sidecar["inputs"])[:1] for k in ("min", "opt", "max")
+            ],
+            "plugin": plugin.get("kind", "not used"),
+            "gpu": sidecar.get("gpu"),
             # what is on disk now, so that the index verifies whatever the sidecar says (the
             # loader compares the sidecar's own hash)
-            "sha256": cached_sha256(engine), "bytes": engine.stat().st_size,
+            "sha256": cached_sha256(engine),
+            "bytes": engine.stat().st_size,
         }
         # re-read: another build may have registered its engine since this object was made
         man = read_manifest(self.path)
@@ -192,8 +204,10 @@ class ExportFolder:
             return demo_generator(self.config)
         ckpt = Path(str(src.get("checkpoint", "")))
         if not ckpt.is_file():
-            raise ConfigError(f"the checkpoint {ckpt} this export was made from is gone; the "
-                              f"PyTorch backends need it (the ONNX and TensorRT ones do not)")
+            raise ConfigError(
+                f"the checkpoint {ckpt} this export was made from is gone; the "
+                f"PyTorch backends need it (the ONNX and TensorRT ones do not)"
+            )
         verify_source(self.path, self.manifest, self.reexport)
         from .checkpoint import load_checkpoint
 
@@ -201,8 +215,7 @@ class ExportFolder:
         return loaded.build_generator()
 
 
-def open_export(path: Path, files: Optional[Iterable[str]] = None,
-                source: bool = False) -> ExportFolder:
+def open_export(path: Path, files: Optional[Iterable[str]] = None, source: bool = False) -> ExportFolder:
     """The one call before using an export: read its manifest and verify its files (all graphs
     and present engines by default)."""
     return ExportFolder(path).verify(files, source=source)

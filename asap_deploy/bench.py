@@ -10,6 +10,7 @@ manifest (a damaged file is exit 2, not a backend listed as skipped). Exit codes
 that can run here ran; 3 none could run here; 4 a backend failed (the results are written in
 both cases and the error line names it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,11 @@ from .runners import registry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(prog="python -m asap_deploy.bench", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog="python -m asap_deploy.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli_common.add_model_args(p)
     p.add_argument("--warmup", type=float, default=200.0, metavar="MS")
     p.add_argument("--iterations", type=int, default=10)
@@ -54,22 +58,24 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_grad_enabled(False)
-    opts = TimingOptions(args.warmup, args.iterations, args.duration, args.cuda_graph,
-                         not args.no_spin_wait, args.batch)
+    opts = TimingOptions(
+        args.warmup, args.iterations, args.duration, args.cuda_graph, not args.no_spin_wait, args.batch
+    )
     results: List[Dict] = []
     for src in sources:
         feeds = src.feeds(args.batch, args.seed)
         ctx = cli_common.context(src, args)
         res = f"{src.height}x{src.width}"
         for name in names:
-            base = {"model": src.name, "resolution": res, "megapixels": src.megapixels,
-                    "backend": name}
+            base = {"model": src.name, "resolution": res, "megapixels": src.megapixels, "backend": name}
             outcome = _run_one(registry.get(name), ctx, feeds, opts)
             results.append({**base, **outcome})
             status = outcome.get("skipped") or outcome.get("failed")
             if status:
-                print(f"  {src.name} {name}: {'failed' if 'failed' in outcome else 'skipped'}"
-                      f" ({status})", flush=True)
+                print(
+                    f"  {src.name} {name}: {'failed' if 'failed' in outcome else 'skipped'} ({status})",
+                    flush=True,
+                )
     body = rows(results)
     print()
     print(terminal_table(HEADER, body))
@@ -78,13 +84,16 @@ def run(args: argparse.Namespace) -> int:
         env = environment("python -m asap_deploy.bench")
         write_json(args.out / "bench.json", {"environment": env, "results": results})
         title = f"ASAP-Net latency, batch {args.batch}, {env.get('gpu') or env['cpu']}"
-        write_text(args.out / "bench.md",
-                   f"Device: {env.get('gpu') or env['cpu']}; load average (1 min) when written: "
-                   f"{env['load_average_1min']}; command: `{env['command']}`\n\n"
-                   + markdown_table(HEADER, body))
+        write_text(
+            args.out / "bench.md",
+            f"Device: {env.get('gpu') or env['cpu']}; load average (1 min) when written: "
+            f"{env['load_average_1min']}; command: `{env['command']}`\n\n" + markdown_table(HEADER, body),
+        )
         why = plot_latency(results, args.out / "latency.png", title)
-        print(f"\nwrote {args.out}/bench.json, bench.md" + (
-            ", latency.png" if why is None else f" (no plot: {why})"))
+        print(
+            f"\nwrote {args.out}/bench.json, bench.md"
+            + (", latency.png" if why is None else f" (no plot: {why})")
+        )
     verdict(results)
     return 0
 

@@ -13,6 +13,7 @@ Paths, the batch profile and (for a file of an export folder) the manifest's SHA
 before TensorRT is imported; TensorRT runs in a child process, so even a crash inside it ends in
 one error line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,22 +25,37 @@ from .engine.trt_module import CHOICES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(prog="python -m asap_deploy.build", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog="python -m asap_deploy.build",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("onnx", type=Path, help="an exported graph, e.g. build/x/asapnet_plugin_fp16.onnx")
-    p.add_argument("--out", type=Path, help="engine path (default: beside the ONNX, named "
-                                             "<graph>.<module>[.b<batch>].plan)")
-    p.add_argument("--module", choices=CHOICES, default="auto",
-                   help="TensorRT Python module (auto: tensorrt, else tensorrt_rtx)")
-    p.add_argument("--plugin", default="auto",
-                   help="for graphs with the ASAP_SpatialMLP node: auto (the C++ library in "
-                        "build/engines if built, else the Python plugin), python, none (build the "
-                        "node's standard-op ONNX function), or a path to libasap_trt_plugin.so")
-    p.add_argument("--batch", type=int, nargs="+", default=[1],
-                   help="batch profile: N (static) or MIN OPT MAX")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="engine path (default: beside the ONNX, named <graph>.<module>[.b<batch>].plan)",
+    )
+    p.add_argument(
+        "--module",
+        choices=CHOICES,
+        default="auto",
+        help="TensorRT Python module (auto: tensorrt, else tensorrt_rtx)",
+    )
+    p.add_argument(
+        "--plugin",
+        default="auto",
+        help="for graphs with the ASAP_SpatialMLP node: auto (the C++ library in "
+        "build/engines if built, else the Python plugin), python, none (build the "
+        "node's standard-op ONNX function), or a path to libasap_trt_plugin.so",
+    )
+    p.add_argument(
+        "--batch", type=int, nargs="+", default=[1], help="batch profile: N (static) or MIN OPT MAX"
+    )
     p.add_argument("--timing-cache", type=Path, help="read and update this timing cache file")
-    p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
-                   help="builder optimisation level (0-5)")
+    p.add_argument(
+        "--opt-level", type=int, choices=range(6), metavar="0-5", help="builder optimisation level (0-5)"
+    )
     p.add_argument("--workspace", type=int, metavar="MiB", help="workspace memory limit")
     p.add_argument("--kernel-library", type=Path, help="libasap_spatial_mlp.so for the Python plugin")
     p.add_argument("--no-progress", action="store_true")
@@ -58,10 +74,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workspace must be a positive number of MiB, got {args.workspace}")
     batch = parse_batch(args.batch)
     flavour = resolve_flavour(args.module)  # names the engine; TensorRT is imported in the child
-    opts = BuildOptions(module=flavour, plugin=args.plugin, batch=batch,
-                        timing_cache=args.timing_cache, optimization_level=args.opt_level,
-                        workspace_mib=args.workspace, progress=not args.no_progress,
-                        verbose=args.verbose, kernel_library=args.kernel_library)
+    opts = BuildOptions(
+        module=flavour,
+        plugin=args.plugin,
+        batch=batch,
+        timing_cache=args.timing_cache,
+        optimization_level=args.opt_level,
+        workspace_mib=args.workspace,
+        progress=not args.no_progress,
+        verbose=args.verbose,
+        kernel_library=args.kernel_library,
+    )
     out = args.out or engine_path(args.onnx, flavour, batch)
     check_request(args.onnx, out, opts)  # paths, batch, manifest: before the first line of output
     print(f"building {out} from {args.onnx}", flush=True)
@@ -70,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
     indexed = export is not None and export.register_engine(out, side)
     plugin = side["plugin"]["kind"] if side["plugin"] else "not used"
     gpu = side["gpu"]["name"] if side["gpu"] else "none (ahead-of-time build)"
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) in {side['build_seconds']}s: "
-          f"{side['tensorrt_module']} {side['tensorrt_version']}, {side['precision']}, "
-          f"plugin {plugin}, GPU {gpu}")
+    print(
+        f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) in {side['build_seconds']}s: "
+        f"{side['tensorrt_module']} {side['tensorrt_version']}, {side['precision']}, "
+        f"plugin {plugin}, GPU {gpu}"
+    )
     if indexed:
         print(f"added to {export.path / 'manifest.json'}")
     return 0

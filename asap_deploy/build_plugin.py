@@ -18,6 +18,7 @@ see engines/emulation/README.md):
 CMake (``engines/CMakeLists.txt``) builds the same targets; this helper exists so a Python user
 needs nothing but nvcc. Compilation goes to a temporary file renamed into place on success.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,14 @@ DEFAULT_ARCHS = ("75", "80", "86", "89", "90")
 KERNEL_SOURCES = ("spatial_mlp_kernel.cu", "spatial_mlp_validate.cpp")
 CPU_SOURCES = ("spatial_mlp_cpu.cpp", "spatial_mlp_validate.cpp")
 PLUGIN_SOURCES = ("spatialMLPPlugin.cpp",)
-__all__ = ["BuildError", "build_kernel_library", "build_cpu_reference", "build_cuda_case_runner",
-           "build_trt_plugin", "main"]
+__all__ = [
+    "BuildError",
+    "build_kernel_library",
+    "build_cpu_reference",
+    "build_cuda_case_runner",
+    "build_trt_plugin",
+    "main",
+]
 
 
 def gencode_flags(archs: Sequence[str]) -> List[str]:
@@ -53,8 +60,9 @@ def gencode_flags(archs: Sequence[str]) -> List[str]:
     return flags + ["-gencode", f"arch=compute_{last},code=compute_{last}"]
 
 
-def build_kernel_library(out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS,
-                         compile_only: bool = False) -> Path:
+def build_kernel_library(
+    out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS, compile_only: bool = False
+) -> Path:
     """nvcc -> libasap_spatial_mlp.so (or, with compile_only, just check that it compiles)."""
     nvcc = find_nvcc()
     srcs = [str(KERNELS / s) for s in KERNEL_SOURCES]
@@ -64,8 +72,13 @@ def build_kernel_library(out_dir: Path, archs: Sequence[str] = DEFAULT_ARCHS,
         with tempfile.TemporaryDirectory() as d:
             compile_step(base + ["-c", srcs[0], "-o", str(Path(d) / "k.o")], "the CUDA kernels")
         return out
-    return atomic_output(out, lambda tmp: compile_step(base + ["-shared", "-Xlinker", "-Bsymbolic", *srcs, "-o", tmp, "-lcudart"],
-                                         "the CUDA kernel library"))
+    return atomic_output(
+        out,
+        lambda tmp: compile_step(
+            base + ["-shared", "-Xlinker", "-Bsymbolic", *srcs, "-o", tmp, "-lcudart"],
+            "the CUDA kernel library",
+        ),
+    )
 
 
 def build_cuda_case_runner(out_dir: Path, archs: Sequence[str] = ("native",)) -> Path:
@@ -73,8 +86,9 @@ def build_cuda_case_runner(out_dir: Path, archs: Sequence[str] = ("native",)) ->
     the CPU reference, one process, no Python: what compute-sanitizer runs."""
     nvcc = find_nvcc()
     emulation_dir = ENGINES / "emulation"
-    srcs = [str(KERNELS / s) for s in ("spatial_mlp_kernel.cu", "spatial_mlp_cpu.cpp",
-                                        "spatial_mlp_validate.cpp")] + [str(emulation_dir / "case_runner.cpp")]
+    srcs = [
+        str(KERNELS / s) for s in ("spatial_mlp_kernel.cu", "spatial_mlp_cpu.cpp", "spatial_mlp_validate.cpp")
+    ] + [str(emulation_dir / "case_runner.cpp")]
     out = Path(out_dir) / "asap_cuda_cases"
     cmd = [nvcc, "-std=c++17", "-O2", "-lineinfo", "-DASAP_CASE_RUNNER_CUDA", f"-I{KERNELS}"]
     cmd += gencode_flags(archs)
@@ -85,33 +99,70 @@ def build_cpu_reference(out_dir: Path) -> Path:
     cxx = find_cxx()
     srcs = [str(KERNELS / s) for s in CPU_SOURCES]
     out = Path(out_dir) / CPU_LIBRARY
-    return atomic_output(out, lambda tmp: compile_step(
-        [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wl,-Bsymbolic", f"-I{KERNELS}", *srcs, "-o", tmp],
-        "the CPU reference library"))
+    return atomic_output(
+        out,
+        lambda tmp: compile_step(
+            [
+                cxx,
+                "-std=c++17",
+                "-O2",
+                "-shared",
+                "-fPIC",
+                "-Wl,-Bsymbolic",
+                f"-I{KERNELS}",
+                *srcs,
+                "-o",
+                tmp,
+            ],
+            "the CPU reference library",
+        ),
+    )
 
 
 def find_tensorrt(root: Optional[str]) -> Path:
-    cands = [root, os.environ.get("TensorRT_ROOT"), os.environ.get("TENSORRT_ROOT"), "/usr",
-             "/usr/local/tensorrt", "/opt/tensorrt"]
+    cands = [
+        root,
+        os.environ.get("TensorRT_ROOT"),
+        os.environ.get("TENSORRT_ROOT"),
+        "/usr",
+        "/usr/local/tensorrt",
+        "/opt/tensorrt",
+    ]
     for c in cands:
         if c and (Path(c) / "include" / "NvInfer.h").is_file():
             return Path(c)
     raise MissingDependencyError(
         "TensorRT headers (NvInfer.h) not found: pass --tensorrt-root or set TensorRT_ROOT to the "
         "TensorRT install (the folder with include/ and lib/); the Python plugin "
-        "(asap_deploy.engine.python_plugin) works without them")
+        "(asap_deploy.engine.python_plugin) works without them"
+    )
 
 
 PLUGIN_LIBRARIES = {"static": "libasap_trt_plugin.so", "dynamic": "libasap_trt_plugin_dynamic.so"}
 
 
-def build_trt_plugin(out_dir: Path, trt_root: Path, archs: Sequence[str] = DEFAULT_ARCHS,
-                     link: bool = True, registration: str = "static") -> Path:
+def build_trt_plugin(
+    out_dir: Path,
+    trt_root: Path,
+    archs: Sequence[str] = DEFAULT_ARCHS,
+    link: bool = True,
+    registration: str = "static",
+) -> Path:
     """The IPluginV3 plugin library: kernels + plugin class in one .so linked to libnvinfer."""
     nvcc = find_nvcc()
     srcs = [str(KERNELS / s) for s in KERNEL_SOURCES] + [str(PLUGIN / s) for s in PLUGIN_SOURCES]
-    flags = [nvcc, "-std=c++17", "-O3", "-Xcompiler", "-fPIC", f"-I{KERNELS}", f"-I{PLUGIN}",
-             f"-I{trt_root / 'include'}", "-Xcompiler", "-Wno-deprecated-declarations"]
+    flags = [
+        nvcc,
+        "-std=c++17",
+        "-O3",
+        "-Xcompiler",
+        "-fPIC",
+        f"-I{KERNELS}",
+        f"-I{PLUGIN}",
+        f"-I{trt_root / 'include'}",
+        "-Xcompiler",
+        "-Wno-deprecated-declarations",
+    ]
     flags += gencode_flags(archs)
     if registration == "static":
         flags.append("-DASAP_PLUGIN_STATIC_REGISTRATION")
@@ -120,30 +171,48 @@ def build_trt_plugin(out_dir: Path, trt_root: Path, archs: Sequence[str] = DEFAU
         with tempfile.TemporaryDirectory() as d:
             compile_step(flags + ["-c", srcs[-1], "-o", str(Path(d) / "p.o")], "the TensorRT plugin")
         return out
-    libdirs = [d for d in (trt_root / "lib", trt_root / "lib64", trt_root / "lib" / "x86_64-linux-gnu")
-               if d.is_dir()]
+    libdirs = [
+        d for d in (trt_root / "lib", trt_root / "lib64", trt_root / "lib" / "x86_64-linux-gnu") if d.is_dir()
+    ]
     libs = [f"-L{d}" for d in libdirs] + ["-lnvinfer", "-lcudart"]
-    return atomic_output(out, lambda tmp: compile_step(flags + ["-shared", *srcs, "-o", tmp] + libs,
-                                         "the TensorRT plugin library"))
+    return atomic_output(
+        out,
+        lambda tmp: compile_step(flags + ["-shared", *srcs, "-o", tmp] + libs, "the TensorRT plugin library"),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import cli
 
-    p = cli.ArgumentParser(prog="python -m asap_deploy.build_plugin", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog="python -m asap_deploy.build_plugin",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_DIR)
-    p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
-                   help="SM versions (default: 75 80 86 89 90, plus PTX of the newest), or "
-                        "`native` for this machine's GPU only")
+    p.add_argument(
+        "--arch",
+        nargs="+",
+        default=list(DEFAULT_ARCHS),
+        help="SM versions (default: 75 80 86 89 90, plus PTX of the newest), or "
+        "`native` for this machine's GPU only",
+    )
     p.add_argument("--tensorrt-root", help="TensorRT install with include/ and lib/")
     p.add_argument("--no-plugin", action="store_true", help="skip the TensorRT plugin")
     p.add_argument("--no-cpu", action="store_true", help="skip the CPU reference library")
-    p.add_argument("--emulate", action="store_true",
-                   help="build the CPU emulation of the kernels instead (no CUDA needed)")
+    p.add_argument(
+        "--emulate",
+        action="store_true",
+        help="build the CPU emulation of the kernels instead (no CUDA needed)",
+    )
     p.add_argument("--trace", action="store_true", help="with --emulate: also the traced build")
-    p.add_argument("--sanitize", choices=["address", "thread"], action="append", default=[],
-                   help="with --emulate: also the case runner under this sanitizer")
+    p.add_argument(
+        "--sanitize",
+        choices=["address", "thread"],
+        action="append",
+        default=[],
+        help="with --emulate: also the case runner under this sanitizer",
+    )
     return p
 
 
@@ -172,8 +241,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipped the TensorRT plugin: {exc}")
         else:
             for registration in PLUGIN_LIBRARIES:
-                built.append(build_trt_plugin(args.out, root, args.arch,
-                                              registration=registration))
+                built.append(build_trt_plugin(args.out, root, args.arch, registration=registration))
                 print(f"built {built[-1]}")
     return 0
 

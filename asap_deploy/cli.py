@@ -6,6 +6,7 @@ user-facing failure into one ``error: ...`` line on stderr and the exit code of
 or internal error, 130 interrupted). ``--debug`` (added to every parser) or
 ``ASAP_DEPLOY_DEBUG=1`` prints the traceback as well.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def add_export_argument(p: argparse.ArgumentParser) -> None:
     """The positional EXPORT of the commands that run a model, as ``asap_deploy.load`` takes it."""
-    p.add_argument("export", type=Path, metavar="EXPORT",
-                   help="export folder (python -m asap_deploy.export), or an engine or ONNX file "
-                        "in one")
+    p.add_argument(
+        "export",
+        type=Path,
+        metavar="EXPORT",
+        help="export folder (python -m asap_deploy.export), or an engine or ONNX file in one",
+    )
 
 
 def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
@@ -60,11 +64,15 @@ def describe(exc: BaseException) -> tuple[int, str]:
         code = EXIT_ENVIRONMENT if exc.errno in _NO_SPACE else EXIT_USAGE
         return code, f"{what}{where}"
     if isinstance(exc, MemoryError):
-        return EXIT_ENVIRONMENT, "out of memory (try a smaller batch or resolution, or a machine " \
-                                 "with more memory)"
+        return (
+            EXIT_ENVIRONMENT,
+            "out of memory (try a smaller batch or resolution, or a machine with more memory)",
+        )
     name = type(exc).__name__
-    return EXIT_TOOL, (f"internal error ({name}: {one_line(str(exc)) or 'no message'}); rerun with "
-                       f"--debug or {DEBUG_ENV}=1 for the traceback and please report it")
+    return EXIT_TOOL, (
+        f"internal error ({name}: {one_line(str(exc)) or 'no message'}); rerun with "
+        f"--debug or {DEBUG_ENV}=1 for the traceback and please report it"
+    )
 
 
 def report(exc: BaseException, debug: bool = False) -> int:
@@ -88,8 +96,7 @@ def run_guarded(body: Callable[[], int], debug: bool = False) -> int:
         return int(body() or 0)
     except SystemExit as exc:  # argparse --help / --version, or an explicit exit
         if isinstance(exc.code, str):
-            print(exc.code if exc.code.startswith("error:") else f"error: {exc.code}",
-                  file=sys.stderr)
+            print(exc.code if exc.code.startswith("error:") else f"error: {exc.code}", file=sys.stderr)
             return EXIT_USAGE
         return int(exc.code or 0)
     except KeyboardInterrupt:
@@ -107,8 +114,9 @@ class Main(Protocol):
     def __call__(self, argv: Optional[Sequence[str]] = None) -> int: ...
 
 
-def entry(build_parser: Callable[[], argparse.ArgumentParser],
-          run: Callable[[argparse.Namespace], int]) -> Main:
+def entry(
+    build_parser: Callable[[], argparse.ArgumentParser], run: Callable[[argparse.Namespace], int]
+) -> Main:
     """``main(argv=None)`` for a command: parse (usage errors exit 2), run, report."""
 
     def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -117,8 +125,11 @@ def entry(build_parser: Callable[[], argparse.ArgumentParser],
         def body() -> int:
             parser = build_parser()
             if not any("--debug" in a.option_strings for a in parser._actions):
-                parser.add_argument("--debug", action="store_true",
-                                    help=f"print the traceback of an error (or set {DEBUG_ENV}=1)")
+                parser.add_argument(
+                    "--debug",
+                    action="store_true",
+                    help=f"print the traceback of an error (or set {DEBUG_ENV}=1)",
+                )
             args = parser.parse_args(argv)
             return run(args)
 

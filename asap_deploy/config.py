@@ -2,6 +2,7 @@
 
 Names follow the authors' options so that ``opt.txt`` maps onto them one to one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,25 +21,27 @@ _FIELD_TYPES = {"int": int, "bool": bool, "str": str}
 class GeneratorConfig:
     label_nc: int = 35
     contain_dontcare_label: bool = False
-    instance_edge: bool = True          # not no_instance_edge: an edge channel is appended last
-    lr_instance: bool = True            # the edge channel feeds only the low-res stream
-    downsampling: int = 16              # S = H / 16; fixed by the checkpoint (encoding width)
+    instance_edge: bool = True  # not no_instance_edge: an edge channel is appended last
+    lr_instance: bool = True  # the edge channel feeds only the low-res stream
+    downsampling: int = 16  # S = H / 16; fixed by the checkpoint (encoding width)
     padding: str = "zero"
     lr_width: int = 64
     lr_max_width: int = 1024
     lr_depth: int = 7
-    learned_ds_factor: int = 16         # S2
+    learned_ds_factor: int = 16  # S2
     hr_width: int = 64
     hr_depth: int = 5
     output_nc: int = 3
-    no_one_hot: bool = False            # the authors' --no_one_hot: the input is an RGB image
+    no_one_hot: bool = False  # the authors' --no_one_hot: the input is an RGB image
 
     def __post_init__(self) -> None:
         self._check_types()
         if self.no_one_hot and (self.label_nc != 3 or self.contain_dontcare_label):
-            raise ConfigError(f"no_one_hot (RGB input) needs label_nc=3 and no don't-care label, "
-                              f"got label_nc={self.label_nc}, contain_dontcare_label="
-                              f"{self.contain_dontcare_label}")
+            raise ConfigError(
+                f"no_one_hot (RGB input) needs label_nc=3 and no don't-care label, "
+                f"got label_nc={self.label_nc}, contain_dontcare_label="
+                f"{self.contain_dontcare_label}"
+            )
         if self.padding not in PADDINGS:
             raise ConfigError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         for name in ("label_nc", "lr_width", "lr_max_width", "hr_width", "output_nc"):
@@ -51,8 +54,10 @@ class GeneratorConfig:
             if v < 2 or v & (v - 1):
                 raise ConfigError(f"{name} must be a power of two >= 2, got {v}")
         if s < s2:
-            raise ConfigError(f"downsampling S={s} is smaller than learned_ds_factor S2={s2}: "
-                              f"the authors' input blur would have stride 0")
+            raise ConfigError(
+                f"downsampling S={s} is smaller than learned_ds_factor S2={s2}: "
+                f"the authors' input blur would have stride 0"
+            )
         if self.hr_in_channels < 1:
             raise ConfigError("the pixelwise MLP would get no label channel")
         self.mlp_spec  # noqa: B018 (the property validates hr_depth)
@@ -104,8 +109,9 @@ class GeneratorConfig:
     @property
     def mlp_spec(self) -> MLPSpec:
         try:
-            return MLPSpec(self.hr_in_channels, self.downsampling, self.hr_width, self.hr_depth,
-                           self.output_nc)
+            return MLPSpec(
+                self.hr_in_channels, self.downsampling, self.hr_width, self.hr_depth, self.output_nc
+            )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -120,12 +126,14 @@ class GeneratorConfig:
             raise ResolutionError(
                 f"height {height} does not fit this model: its positional encoding fixes S={s}, "
                 f"so it runs only at H=16*S={self.height} (pass --height {self.height}, or use a "
-                f"checkpoint trained at H={height})")
+                f"checkpoint trained at H={height})"
+            )
         if width < s or width % s:
             lo = max(s, width - width % s)
             raise ResolutionError(
                 f"width {width} is not a positive multiple of S={s}: the MLP tiles must cover the "
-                f"image exactly (try --width {lo} or {lo + s})")
+                f"image exactly (try --width {lo} or {lo + s})"
+            )
         return height // s, width // s
 
     def to_dict(self) -> Dict[str, Any]:

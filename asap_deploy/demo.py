@@ -6,6 +6,7 @@ output saturates - unlike a trained model. ``init_well_conditioned`` rescales th
 predicted layer has fan-in scaled (LeCun-style) weights: the demo behaves numerically like a
 trained generator, which is what parity figures are about.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,11 +34,12 @@ def init_well_conditioned(gen: ASAPNetGenerator, seed: int = 0) -> ASAPNetGenera
         std = torch.empty(head.out_channels)
         mean = torch.zeros(head.out_channels)
         for layer in gen.config.mlp_spec.layers:
-            std[layer.bias_offset:layer.weight_offset] = 0.05
-            std[layer.weight_offset:layer.end] = 1.0 / math.sqrt(layer.c_in)
+            std[layer.bias_offset : layer.weight_offset] = 0.05
+            std[layer.weight_offset : layer.end] = 1.0 / math.sqrt(layer.c_in)
         # half the variance is shared by the whole grid, half varies per cell
-        head.weight.copy_(torch.randn(head.weight.shape, generator=g)
-                          * (std / math.sqrt(2.0) / feat).view(-1, 1, 1, 1))
+        head.weight.copy_(
+            torch.randn(head.weight.shape, generator=g) * (std / math.sqrt(2.0) / feat).view(-1, 1, 1, 1)
+        )
         head.bias.copy_(mean + torch.randn(head.out_channels, generator=g) * std / math.sqrt(2.0))
     return gen.eval()
 

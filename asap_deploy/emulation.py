@@ -14,6 +14,7 @@ the emulator's CUDA headers force-included, so CI runs the exact kernel source w
 Kernels' ``__launch_bounds__`` are read from the source here and registered with the emulator,
 which refuses launches that exceed them, as the hardware does.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,19 +35,35 @@ HOST_SOURCES = (KERNELS / "spatial_mlp_validate.cpp",)
 #: flavour -> (output name, kernel flags, runtime flags, link flags)
 FLAVOURS: Dict[str, Tuple[str, List[str], List[str], List[str]]] = {
     "plain": ("libasap_spatial_mlp_emu.so", ["-O2"], ["-O2"], []),
-    "trace": ("libasap_spatial_mlp_emu_trace.so",
-              ["-O2", "-fsanitize=kernel-address", "--param", "asan-instrumentation-with-call-threshold=0",
-               "--param", "asan-stack=0", "--param", "asan-globals=0", "-DASAP_EMU_TRACE"],
-              ["-O2", "-DASAP_EMU_TRACE"], []),
+    "trace": (
+        "libasap_spatial_mlp_emu_trace.so",
+        [
+            "-O2",
+            "-fsanitize=kernel-address",
+            "--param",
+            "asan-instrumentation-with-call-threshold=0",
+            "--param",
+            "asan-stack=0",
+            "--param",
+            "asan-globals=0",
+            "-DASAP_EMU_TRACE",
+        ],
+        ["-O2", "-DASAP_EMU_TRACE"],
+        [],
+    ),
     "cases": ("asap_emu_cases", ["-O1"], ["-O1"], []),
-    "address": ("asap_emu_cases_asan",
-                ["-O1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-                 "-fno-sanitize-recover=undefined"],
-                ["-O1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-                 "-fno-sanitize-recover=undefined"],
-                ["-fsanitize=address,undefined"]),
-    "thread": ("asap_emu_cases_tsan", ["-O1", "-fsanitize=thread"], ["-O1", "-fsanitize=thread"],
-               ["-fsanitize=thread"]),
+    "address": (
+        "asap_emu_cases_asan",
+        ["-O1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"],
+        ["-O1", "-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"],
+        ["-fsanitize=address,undefined"],
+    ),
+    "thread": (
+        "asap_emu_cases_tsan",
+        ["-O1", "-fsanitize=thread"],
+        ["-O1", "-fsanitize=thread"],
+        ["-fsanitize=thread"],
+    ),
 }
 EMULATION_LIBRARY = FLAVOURS["plain"][0]
 TRACE_LIBRARY = FLAVOURS["trace"][0]
@@ -69,17 +86,20 @@ def kernel_unit(kernel: Path) -> str:
     bounds = launch_bounds(source)
     if not bounds:
         raise ValueError(f"{kernel}: no __launch_bounds__ found")
-    regs = "\n".join(f'        emu::register_launch_bounds("{name}", static_cast<int>({expr}));'
-                     for name, expr in bounds)
-    return (f'#include "{kernel}"\n\n'
-            "namespace {\n"
-            "struct AsapEmuLaunchBounds {\n"
-            "    AsapEmuLaunchBounds() {\n"
-            "        using namespace asap;\n"
-            f"{regs}\n"
-            "    }\n"
-            "} const asap_emu_launch_bounds;\n"
-            "}  // namespace\n")
+    regs = "\n".join(
+        f'        emu::register_launch_bounds("{name}", static_cast<int>({expr}));' for name, expr in bounds
+    )
+    return (
+        f'#include "{kernel}"\n\n'
+        "namespace {\n"
+        "struct AsapEmuLaunchBounds {\n"
+        "    AsapEmuLaunchBounds() {\n"
+        "        using namespace asap;\n"
+        f"{regs}\n"
+        "    }\n"
+        "} const asap_emu_launch_bounds;\n"
+        "}  // namespace\n"
+    )
 
 
 def _compile(cmd: List[str], src: Path, obj: Path, cache: Optional[Path]) -> Path:
@@ -99,8 +119,13 @@ def _compile(cmd: List[str], src: Path, obj: Path, cache: Optional[Path]) -> Pat
     return obj
 
 
-def build_emulation(out_dir: Path, flavour: str = "plain", kernel: Path = KERNEL_SOURCE,
-                    output: Optional[Path] = None, cache: Optional[Path] = None) -> Path:
+def build_emulation(
+    out_dir: Path,
+    flavour: str = "plain",
+    kernel: Path = KERNEL_SOURCE,
+    output: Optional[Path] = None,
+    cache: Optional[Path] = None,
+) -> Path:
     """Compile the emulation of ``kernel`` (default: the shipped kernel source) in one flavour.
 
     ``kernel`` exists so tests can build deliberately broken copies and show that the emulator
@@ -109,8 +134,18 @@ def build_emulation(out_dir: Path, flavour: str = "plain", kernel: Path = KERNEL
     cxx = find_cxx()
     kernel = Path(kernel).resolve()
     executable = not name.endswith(".so")
-    common = [cxx, "-std=c++20", "-g", "-fPIC", "-pthread", "-Wall", "-Wno-unknown-pragmas",
-              f"-I{EMULATION / 'include'}", f"-I{EMULATION}", f"-I{KERNELS}"]
+    common = [
+        cxx,
+        "-std=c++20",
+        "-g",
+        "-fPIC",
+        "-pthread",
+        "-Wall",
+        "-Wno-unknown-pragmas",
+        f"-I{EMULATION / 'include'}",
+        f"-I{EMULATION}",
+        f"-I{KERNELS}",
+    ]
     out = Path(output) if output else Path(out_dir) / name
     with tempfile.TemporaryDirectory(prefix="asap-emu-") as tmp:
         t = Path(tmp)
@@ -127,6 +162,10 @@ def build_emulation(out_dir: Path, flavour: str = "plain", kernel: Path = KERNEL
             objects = list(pool.map(lambda j: _compile(*j), jobs))
         defsyms = [f"-Wl,--defsym,{sym}=emu_dynamic_smem" for sym in shared_symbols(kernel.read_text())]
         shape = [] if executable else ["-shared", "-Wl,-Bsymbolic"]
-        return atomic_output(out, lambda tmp_out: run(
-            [cxx, *shape, *link_flags, "-pthread", *map(str, objects), *defsyms, "-o", tmp_out, "-ldl"],
-            "the emulation build"))
+        return atomic_output(
+            out,
+            lambda tmp_out: run(
+                [cxx, *shape, *link_flags, "-pthread", *map(str, objects), *defsyms, "-o", tmp_out, "-ldl"],
+                "the emulation build",
+            ),
+        )

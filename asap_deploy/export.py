@@ -9,6 +9,7 @@ and takes its place only when every graph exported, validated and was written
 (``folder_swap``): an error, Ctrl-C or a crash never leaves a half-written or missing ``--out``,
 and the next run cleans up after one that died.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,41 +28,64 @@ EXIT_ENGINE = EXIT_TOOL  # the graphs are complete; TensorRT failed on them
 
 
 def _bool_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
-    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction,
-                   default=None, help=help)
+    p.add_argument(
+        f"--{name}",
+        dest=name.replace("-", "_"),
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=help,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(
         prog="python -m asap_deploy.export",
         description="Export an ASAP-Net generator checkpoint to ONNX (g, mlp, asapnet, "
-                    "asapnet_plugin; FP32 and FP16) with a manifest and on-the-spot parity "
-                    "figures, and the FP16 TensorRT engine where TensorRT is installed.")
+        "asapnet_plugin; FP32 and FP16) with a manifest and on-the-spot parity "
+        "figures, and the FP16 TensorRT engine where TensorRT is installed.",
+    )
     p.add_argument("checkpoint", nargs="?", help="the authors' *_net_G.pth (omit with --demo)")
-    p.add_argument("--demo", metavar="PRESET",
-                   help="export a deterministic built-in model with a preset's configuration")
-    p.add_argument("--preset", metavar="NAME",
-                   help="resolution and dataset options of a paper setting (see export/)")
+    p.add_argument(
+        "--demo", metavar="PRESET", help="export a deterministic built-in model with a preset's configuration"
+    )
+    p.add_argument(
+        "--preset", metavar="NAME", help="resolution and dataset options of a paper setting (see export/)"
+    )
     p.add_argument("--out", type=Path, help="output folder (default build/<preset or checkpoint>)")
     p.add_argument("--height", type=int, help="image height; must be 16*S of the checkpoint")
     p.add_argument("--width", type=int, help="image width; a multiple of S")
-    p.add_argument("--input", choices=["one-hot", "labels", "rgb"],
-                   help="graph input: float one-hot `label` (default for label models), int32 "
-                        "`label_map` (+`instance_map`) with one-hot and edges computed in-graph, "
-                        "or uint8 `rgb` images for models trained with --no_one_hot (the default "
-                        "when opt.txt says so; give it where there is no opt.txt)")
-    p.add_argument("--precision", nargs="+", choices=["fp32", "fp16"], default=["fp32", "fp16"],
-                   help="one or both (default both); FP16 files get a _fp16 suffix")
-    p.add_argument("--engine", choices=["auto", "none", "tensorrt", "tensorrt_rtx"],
-                   default="auto",
-                   help="build the FP16 TensorRT engine beside the graphs: auto (where tensorrt "
-                        "or tensorrt_rtx is installed), none, or that module")
+    p.add_argument(
+        "--input",
+        choices=["one-hot", "labels", "rgb"],
+        help="graph input: float one-hot `label` (default for label models), int32 "
+        "`label_map` (+`instance_map`) with one-hot and edges computed in-graph, "
+        "or uint8 `rgb` images for models trained with --no_one_hot (the default "
+        "when opt.txt says so; give it where there is no opt.txt)",
+    )
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        choices=["fp32", "fp16"],
+        default=["fp32", "fp16"],
+        help="one or both (default both); FP16 files get a _fp16 suffix",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "none", "tensorrt", "tensorrt_rtx"],
+        default="auto",
+        help="build the FP16 TensorRT engine beside the graphs: auto (where tensorrt "
+        "or tensorrt_rtx is installed), none, or that module",
+    )
     p.add_argument("--no-parity", action="store_true", help="skip the ONNX Runtime parity check")
     p.add_argument("--parity-batch", type=int, default=1, help="batch size of the parity check")
-    p.add_argument("--force", action="store_true",
-                   help="replace --out even if it holds files that are not an earlier export")
-    arch = p.add_argument_group("architecture overrides (win over opt.txt and the tensors' "
-                                "defaults; what the tensors fix must agree)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even if it holds files that are not an earlier export",
+    )
+    arch = p.add_argument_group(
+        "architecture overrides (win over opt.txt and the tensors' defaults; what the tensors fix must agree)"
+    )
     arch.add_argument("--label-nc", type=int)
     _bool_flag(arch, "contain-dontcare-label", "one-hot has an extra don't-care channel")
     _bool_flag(arch, "instance-edge", "the last input channel is the instance-edge map")
@@ -70,14 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     arch.add_argument("--hr-width", type=int)
     arch.add_argument("--hr-depth", type=int)
     arch.add_argument("--output-nc", type=int)
-    arch.add_argument("--no-opt-file", action="store_true",
-                      help="ignore opt.txt / opt.pkl beside the checkpoint")
+    arch.add_argument(
+        "--no-opt-file", action="store_true", help="ignore opt.txt / opt.pkl beside the checkpoint"
+    )
     return p
 
 
 def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
-    names = ["label_nc", "contain_dontcare_label", "instance_edge", "lr_instance", "padding",
-             "hr_width", "hr_depth", "output_nc"]
+    names = [
+        "label_nc",
+        "contain_dontcare_label",
+        "instance_edge",
+        "lr_instance",
+        "padding",
+        "hr_width",
+        "hr_depth",
+        "output_nc",
+    ]
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
@@ -121,8 +154,7 @@ def _load_model(args: argparse.Namespace, say: Progress):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     from .export_folder import sha256_file
 
-    source = {"checkpoint": str(Path(args.checkpoint).resolve()),
-              "sha256": sha256_file(args.checkpoint)}
+    source = {"checkpoint": str(Path(args.checkpoint).resolve()), "sha256": sha256_file(args.checkpoint)}
     return ckpt.build_generator(), source, preset, ckpt.suggested_width
 
 
@@ -131,8 +163,10 @@ def _resolution(args, cfg, preset, suggested_width, say: Progress):
     width = args.width or (preset.width if preset else suggested_width)
     if width is None:
         width = height
-        say.detail(f"note: no --width and no opt.txt crop_size: exporting a square {height}x{width}"
-                   f" image (pass --width for another aspect ratio)")
+        say.detail(
+            f"note: no --width and no opt.txt crop_size: exporting a square {height}x{width}"
+            f" image (pass --width for another aspect ratio)"
+        )
     cfg.check_resolution(height, width)
     return height, width
 
@@ -142,8 +176,9 @@ def _check_args(args: argparse.Namespace) -> Path:
     if args.demo and args.checkpoint:
         raise UsageError("give either a checkpoint or --demo, not both")
     if not args.demo and not args.checkpoint:
-        raise UsageError("no checkpoint given: pass path/to/latest_net_G.pth, or --demo PRESET "
-                         "for a built-in model")
+        raise UsageError(
+            "no checkpoint given: pass path/to/latest_net_G.pth, or --demo PRESET for a built-in model"
+        )
     if args.parity_batch < 1:
         raise UsageError(f"--parity-batch must be >= 1, got {args.parity_batch}")
     for flag in ("height", "width", "label_nc", "hr_width", "hr_depth", "output_nc"):
@@ -154,8 +189,11 @@ def _check_args(args: argparse.Namespace) -> Path:
         from .errors import CheckpointError, InputPathError
 
         try:
-            paths.input_file(args.checkpoint, "checkpoint", "the authors' files are named like "
-                                                            "checkpoints/<name>/latest_net_G.pth")
+            paths.input_file(
+                args.checkpoint,
+                "checkpoint",
+                "the authors' files are named like checkpoints/<name>/latest_net_G.pth",
+            )
         except InputPathError as exc:
             raise CheckpointError(str(exc)) from None
     name = args.demo or args.preset or Path(args.checkpoint).resolve().parent.name or "model"
@@ -201,9 +239,11 @@ def run(args: argparse.Namespace) -> int:
     gen, source, preset, suggested = _load_model(args, say)
     cfg = gen.config
     height, width = _resolution(args, cfg, preset, suggested, say)
-    say.detail(f"S={cfg.downsampling} grid={height // cfg.downsampling}x{width // cfg.downsampling}"
-               f" in_channels={cfg.in_channels} padding={cfg.padding} lr_instance={cfg.lr_instance}"
-               f" MLP {cfg.mlp_spec.channels} ({cfg.num_params} params/cell)")
+    say.detail(
+        f"S={cfg.downsampling} grid={height // cfg.downsampling}x{width // cfg.downsampling}"
+        f" in_channels={cfg.in_channels} padding={cfg.padding} lr_instance={cfg.lr_instance}"
+        f" MLP {cfg.mlp_spec.channels} ({cfg.num_params} params/cell)"
+    )
     input_mode = _input_mode(args.input, cfg)
     created = _make_dirs(out.parent)
     tmp = folder_swap.staging_dir(out)
@@ -222,15 +262,17 @@ def run(args: argparse.Namespace) -> int:
                 (tmp / graphs[g].filename).write_bytes(data)
                 files.append(file_entry(graphs[g], data))
             if not args.no_parity:
-                say(f"parity of {precision} graphs vs PyTorch FP32 (ONNX Runtime CPU, "
-                    f"batch {args.parity_batch})")
+                say(
+                    f"parity of {precision} graphs vs PyTorch FP32 (ONNX Runtime CPU, "
+                    f"batch {args.parity_batch})"
+                )
                 res = verify(gen, graphs, height, width, batch=args.parity_batch)
                 for g, m in res.items():
-                    say.detail(f"{graphs[g].filename:<28} {format_metrics(m)}"
-                               f"{'' if m['ok'] else '   <-- FAIL'}")
+                    say.detail(
+                        f"{graphs[g].filename:<28} {format_metrics(m)}{'' if m['ok'] else '   <-- FAIL'}"
+                    )
                 parity[precision] = res
-        manifest = build_manifest(cfg, height, width, input_mode, files, source, parity,
-                                  plugin_mode)
+        manifest = build_manifest(cfg, height, width, input_mode, files, source, parity, plugin_mode)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         say(f"writing {out}")
         for note in folder_swap.replace(tmp, out, args.force):
@@ -246,11 +288,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'manifest.json':<28}")
     failed = [f"{p}/{g}" for p, r in parity.items() for g, m in r.items() if not m["ok"]]
     if parity:
-        print(f"parity: FP32 image max abs <= {FP32_MAX_ABS:g}, FP16 PSNR >= {FP16_MIN_PSNR:g} dB: "
-              + ("all pass" if not failed else f"FAILED for {', '.join(failed)}"))
+        print(
+            f"parity: FP32 image max abs <= {FP32_MAX_ABS:g}, FP16 PSNR >= {FP16_MIN_PSNR:g} dB: "
+            + ("all pass" if not failed else f"FAILED for {', '.join(failed)}")
+        )
     if failed:
-        print("error: parity failed; the files are written for inspection, but do not deploy "
-              "them. Please report this with the command line.", file=sys.stderr)
+        print(
+            "error: parity failed; the files are written for inspection, but do not deploy "
+            "them. Please report this with the command line.",
+            file=sys.stderr,
+        )
         return EXIT_PARITY
     if engine_module is not None:
         return _build_engine(out, engine_module, say)
@@ -260,8 +307,10 @@ def run(args: argparse.Namespace) -> int:
 def _input_mode(asked: Optional[str], cfg) -> str:
     if cfg.no_one_hot:
         if asked not in (None, "rgb"):
-            raise ConfigError(f"this model takes RGB images (trained with --no_one_hot), so its "
-                              f"graphs take `rgb`: drop --input {asked} or pass --input rgb")
+            raise ConfigError(
+                f"this model takes RGB images (trained with --no_one_hot), so its "
+                f"graphs take `rgb`: drop --input {asked} or pass --input rgb"
+            )
         return "rgb"
     return asked or "one-hot"
 
@@ -282,8 +331,7 @@ def _engine_module(args: argparse.Namespace) -> Optional[str]:
     except MissingDependencyError:
         if args.engine != "auto":
             raise
-        print("note: no TensorRT module here (tensorrt or tensorrt-rtx): no engine built",
-              flush=True)
+        print("note: no TensorRT module here (tensorrt or tensorrt-rtx): no engine built", flush=True)
         return None
 
 
@@ -298,18 +346,23 @@ def _build_engine(out: Path, module: str, say: Progress) -> int:
     plugin = auto_choice(module)
     onnx_path = out / ("asapnet_plugin_fp16.onnx" if plugin != "none" else "asapnet_fp16.onnx")
     plan = engine_path(onnx_path, module)
-    how = ("with the ASAP_SpatialMLP plugin" if plugin != "none" else
-           "standard ops: build the plugin (python -m asap_deploy.build_plugin) for the fused MLP")
+    how = (
+        "with the ASAP_SpatialMLP plugin"
+        if plugin != "none"
+        else "standard ops: build the plugin (python -m asap_deploy.build_plugin) for the fused MLP"
+    )
     say(f"building the FP16 engine with {module}, {how}")
     t0 = time.perf_counter()
     try:
         build_engine_isolated(onnx_path, plan, module=module, plugin=plugin)
     except BuildError as exc:
-        print(f"error: {exc}; the ONNX graphs in {out} are complete: build the engine later with "
-              f"python -m asap_deploy.build {onnx_path}", file=sys.stderr)
+        print(
+            f"error: {exc}; the ONNX graphs in {out} are complete: build the engine later with "
+            f"python -m asap_deploy.build {onnx_path}",
+            file=sys.stderr,
+        )
         return EXIT_ENGINE
-    print(f"  {plan.name:<28} {plan.stat().st_size / 2**20:8.1f} MiB  "
-          f"({time.perf_counter() - t0:.1f}s)")
+    print(f"  {plan.name:<28} {plan.stat().st_size / 2**20:8.1f} MiB  ({time.perf_counter() - t0:.1f}s)")
     return 0
 
 

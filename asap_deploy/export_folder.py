@@ -8,6 +8,7 @@ export through; ``verify_export(folder)`` is that view, verified. Hashes are cac
 is unchanged (``hash_cache``), so a multi-gigabyte export is read once, not on every command.
 Light on imports (no torch, no onnx).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,20 @@ _REQUIRED = ("manifest_version", "config", "height", "width", "input_mode", "fil
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ENGINE_KEYS = ("onnx", "graph", "precision", "tensorrt_module")
 
-__all__ = ["MANIFEST", "MANIFEST_VERSION", "sha256_file", "cached_sha256", "read_manifest",
-           "reexport_command", "rebuild_command", "verify_file", "verify_engine", "verify_source",
-           "verify_export", "export_of"]
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_VERSION",
+    "sha256_file",
+    "cached_sha256",
+    "read_manifest",
+    "reexport_command",
+    "rebuild_command",
+    "verify_file",
+    "verify_engine",
+    "verify_source",
+    "verify_export",
+    "export_of",
+]
 
 
 def reexport_command(folder: Path, manifest: Optional[Dict[str, Any]] = None) -> str:
@@ -41,8 +53,7 @@ def reexport_command(folder: Path, manifest: Optional[Dict[str, Any]] = None) ->
         return f"{base} CHECKPOINT --out {folder}"
     source = manifest.get("source")
     src: Dict[str, Any] = source if isinstance(source, dict) else {}
-    what = (f"--demo {src['demo']}" if "demo" in src else
-            str(src.get("checkpoint", "CHECKPOINT")))
+    what = f"--demo {src['demo']}" if "demo" in src else str(src.get("checkpoint", "CHECKPOINT"))
     parts = [base, what, "--out", str(folder)]
     if isinstance(manifest.get("height"), int) and isinstance(manifest.get("width"), int):
         parts += ["--height", str(manifest["height"]), "--width", str(manifest["width"])]
@@ -50,8 +61,9 @@ def reexport_command(folder: Path, manifest: Optional[Dict[str, Any]] = None) ->
         parts += ["--input", manifest["input_mode"]]
     listed = manifest.get("files")
     files: List[Any] = listed if isinstance(listed, list) else []
-    precs = sorted({str(f["precision"]) for f in files if isinstance(f, dict)
-                    and f.get("precision") in ("fp32", "fp16")})
+    precs = sorted(
+        {str(f["precision"]) for f in files if isinstance(f, dict) and f.get("precision") in ("fp32", "fp16")}
+    )
     if precs:
         parts += ["--precision", *precs]
     return " ".join(parts)
@@ -61,56 +73,68 @@ def read_manifest(folder: Union[str, Path]) -> Dict[str, Any]:
     """The parsed, schema-checked manifest of ``folder`` (file hashes not checked)."""
     folder = Path(folder)
     if not folder.exists():
-        raise InputPathError(f"export folder not found: {folder} (create one with python -m "
-                             f"asap_deploy.export)")
+        raise InputPathError(
+            f"export folder not found: {folder} (create one with python -m asap_deploy.export)"
+        )
     if not folder.is_dir():
-        raise InputPathError(f"{folder} is a file, not an export folder (pass the folder that "
-                             f"holds manifest.json)")
+        raise InputPathError(
+            f"{folder} is a file, not an export folder (pass the folder that holds manifest.json)"
+        )
     path = folder / MANIFEST
     again = f"re-export it: {reexport_command(folder)}"
     if not path.is_file():
-        raise InputPathError(f"{folder} has no {MANIFEST}, so it is not an asap_deploy export "
-                             f"folder: {again}")
+        raise InputPathError(
+            f"{folder} has no {MANIFEST}, so it is not an asap_deploy export folder: {again}"
+        )
     try:
         text = path.read_bytes().decode("utf-8")
         man = json.loads(text)
     except UnicodeDecodeError:
-        raise ExportIntegrityError(f"{path} is not text (damaged or not a manifest): {again}") \
-            from None
+        raise ExportIntegrityError(f"{path} is not text (damaged or not a manifest): {again}") from None
     except json.JSONDecodeError as exc:
-        raise ExportIntegrityError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, "
-                                   f"column {exc.colno}): the folder is damaged; {again}") from None
+        raise ExportIntegrityError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}): the folder is damaged; {again}"
+        ) from None
     except OSError as exc:
         raise InputPathError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not isinstance(man, dict):
-        raise ExportIntegrityError(f"{path} holds a JSON {type(man).__name__}, not an asap_deploy "
-                                   f"manifest: {again}")
+        raise ExportIntegrityError(
+            f"{path} holds a JSON {type(man).__name__}, not an asap_deploy manifest: {again}"
+        )
     missing = [k for k in _REQUIRED if k not in man]
     if missing:
-        raise ExportIntegrityError(f"{path} is not an asap_deploy manifest (no "
-                                   f"{', '.join(repr(k) for k in missing)}): {again}")
+        raise ExportIntegrityError(
+            f"{path} is not an asap_deploy manifest (no {', '.join(repr(k) for k in missing)}): {again}"
+        )
     again = f"re-export it: {reexport_command(folder, man)}"
     if type(man["manifest_version"]) is not int or man["manifest_version"] != MANIFEST_VERSION:
         raise ExportIntegrityError(
             f"{path} has manifest_version {man['manifest_version']!r}; this asap_deploy reads "
-            f"version {MANIFEST_VERSION}: {again}")
+            f"version {MANIFEST_VERSION}: {again}"
+        )
     _check_files_list(path, man["files"], again)
     _check_engines_list(path, man.get("engines", []), {f["file"] for f in man["files"]}, again)
     if man["input_mode"] not in INPUT_MODES:
-        raise ExportIntegrityError(f"{path}: input_mode is {man['input_mode']!r}, not one of "
-                                   f"{', '.join(INPUT_MODES)}: {again}")
+        raise ExportIntegrityError(
+            f"{path}: input_mode is {man['input_mode']!r}, not one of {', '.join(INPUT_MODES)}: {again}"
+        )
     for key in ("height", "width"):
         if type(man[key]) is not int or man[key] < 1:
-            raise ExportIntegrityError(f"{path}: {key} is {man[key]!r}, not a positive integer: "
-                                       f"{again}")
+            raise ExportIntegrityError(f"{path}: {key} is {man[key]!r}, not a positive integer: {again}")
     if not isinstance(man["source"], dict):
         raise ExportIntegrityError(f"{path}: 'source' is not an object: {again}")
     return man
 
 
 def _plain_name(name: Any) -> TypeGuard[str]:
-    return isinstance(name, str) and bool(name) and Path(name).name == name \
-        and not name.startswith(".") and name != MANIFEST
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and Path(name).name == name
+        and not name.startswith(".")
+        and name != MANIFEST
+    )
 
 
 def _check_hash_and_size(path: Path, name: str, f: Dict[str, Any], again: str) -> None:
@@ -127,8 +151,7 @@ def _check_files_list(path: Path, files: Any, again: str) -> None:
     for i, f in enumerate(files):
         name = f.get("file") if isinstance(f, dict) else None
         if not _plain_name(name):
-            raise ExportIntegrityError(f"{path}: files[{i}] has no plain file name "
-                                       f"({name!r}): {again}")
+            raise ExportIntegrityError(f"{path}: files[{i}] has no plain file name ({name!r}): {again}")
         if name in seen:
             raise ExportIntegrityError(f"{path} lists {name} twice: {again}")
         seen.add(name)
@@ -146,8 +169,9 @@ def _check_engines_list(path: Path, engines: Any, graphs: Set[str], again: str) 
     for i, e in enumerate(engines):
         name = e.get("file") if isinstance(e, dict) else None
         if not _plain_name(name) or name in graphs:
-            raise ExportIntegrityError(f"{path}: engines[{i}] has no plain engine file name "
-                                       f"({name!r}): {again}")
+            raise ExportIntegrityError(
+                f"{path}: engines[{i}] has no plain engine file name ({name!r}): {again}"
+            )
         if name in seen:
             raise ExportIntegrityError(f"{path} lists engine {name} twice: {again}")
         seen.add(name)
@@ -164,8 +188,9 @@ def _config(path: Path, man: Dict[str, Any], again: str) -> GeneratorConfig:
         cfg = GeneratorConfig.from_dict(man["config"])
         cfg.check_resolution(man["height"], man["width"])
     except AsapDeployError as exc:
-        raise ExportIntegrityError(f"{path}: the recorded model does not make sense ({exc}): "
-                                   f"{again}") from None
+        raise ExportIntegrityError(
+            f"{path}: the recorded model does not make sense ({exc}): {again}"
+        ) from None
     return cfg
 
 
@@ -180,14 +205,14 @@ def verify_file(folder: Path, entry: Dict[str, Any], again: str, what: str = "")
     name = f"{what}{entry['file']}"
     if not p.is_file():
         state = "is a folder" if p.is_dir() else "is missing"
-        raise ExportIntegrityError(f"{folder}: {name} {state} but manifest.json lists it: "
-                                   f"{again}")
+        raise ExportIntegrityError(f"{folder}: {name} {state} but manifest.json lists it: {again}")
     size = p.stat().st_size
     if size != entry["bytes"]:
         cut = " (truncated?)" if size < entry["bytes"] else ""
         raise ExportIntegrityError(
             f"{folder}: {name} has {size} bytes, manifest.json says {entry['bytes']}{cut}: the "
-            f"file changed or was damaged after it was written; {again}")
+            f"file changed or was damaged after it was written; {again}"
+        )
     try:
         digest = cached_sha256(p)
     except OSError as exc:
@@ -195,16 +220,20 @@ def verify_file(folder: Path, entry: Dict[str, Any], again: str, what: str = "")
     if digest != entry["sha256"]:
         raise ExportIntegrityError(
             f"{folder}: {name} does not match manifest.json (SHA-256 differs): the file changed "
-            f"or was damaged after it was written, or comes from another model; {again}")
+            f"or was damaged after it was written, or comes from another model; {again}"
+        )
 
 
 def rebuild_command(folder: Path, engine: Dict[str, Any]) -> str:
     """The build command that recreates an indexed engine (its module and batch profile)."""
-    cmd = (f"python -m asap_deploy.build {Path(folder) / engine['onnx']} --module "
-           f"{engine['tensorrt_module']}")
+    cmd = f"python -m asap_deploy.build {Path(folder) / engine['onnx']} --module {engine['tensorrt_module']}"
     batch = engine.get("batch")
-    if isinstance(batch, list) and len(batch) == 3 and all(type(b) is int for b in batch) \
-            and batch != [1, 1, 1]:
+    if (
+        isinstance(batch, list)
+        and len(batch) == 3
+        and all(type(b) is int for b in batch)
+        and batch != [1, 1, 1]
+    ):
         cmd += " --batch " + " ".join(map(str, batch))
     return f"{cmd} --out {Path(folder) / engine['file']}"
 
@@ -214,8 +243,9 @@ def verify_engine(folder: Path, engine: Dict[str, Any]) -> None:
     verify_file(folder, engine, f"rebuild it: {rebuild_command(folder, engine)}", "engine ")
 
 
-def verify_export(folder: Union[str, Path], files: Optional[Iterable[str]] = None,
-                  check_source: bool = False) -> ExportFolder:
+def verify_export(
+    folder: Union[str, Path], files: Optional[Iterable[str]] = None, check_source: bool = False
+) -> ExportFolder:
     """``artifacts.ExportFolder(folder).verify(files, source=check_source)``: the export, read
     and verified. ``files``: only these listed files (graphs or engines) are hashed (default: all
     graphs, and the indexed engines that are present). ``check_source``: also check that the
@@ -232,15 +262,18 @@ def verify_source(folder: Path, man: Dict[str, Any], again: str) -> None:
         return
     ck = Path(str(src["checkpoint"]))
     if not ck.is_file():
-        raise InputPathError(f"{folder} was exported from {ck}, which is no longer there (the "
-                             f"reference model is reloaded from it): restore it, or {again}")
+        raise InputPathError(
+            f"{folder} was exported from {ck}, which is no longer there (the "
+            f"reference model is reloaded from it): restore it, or {again}"
+        )
     try:
         digest = cached_sha256(ck)
     except OSError as exc:
         raise InputPathError(f"cannot read {ck}: {exc.strerror or exc}") from None
     if src.get("sha256") and digest != src["sha256"]:
-        raise ExportIntegrityError(f"{ck} changed since {folder} was exported from it (SHA-256 "
-                                   f"differs): {again}")
+        raise ExportIntegrityError(
+            f"{ck} changed since {folder} was exported from it (SHA-256 differs): {again}"
+        )
 
 
 def export_of(onnx_path: Union[str, Path]) -> Optional[ExportFolder]:

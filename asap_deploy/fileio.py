@@ -3,6 +3,7 @@
 ``tempfile`` creates files 0600 and folders 0700 whatever the umask, so an output renamed into
 place would keep those modes; here the final modes are what ``open()``/``mkdir()`` would give.
 """
+
 from __future__ import annotations
 
 import os

@@ -15,6 +15,7 @@ left behind. Replacements of one folder are serialized by an ``flock`` on the pa
 concurrent exports to the same ``--out`` never interleave their renames; a staging folder of a
 process that is still alive is never touched.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -88,8 +89,9 @@ def _recover_locked(out: Path) -> List[str]:
     if not out.exists() and olds:
         _, newest = olds.pop(0)
         newest.rename(out)
-        notes.append(f"restored the previous export {out} (an earlier export was interrupted "
-                     f"while replacing it)")
+        notes.append(
+            f"restored the previous export {out} (an earlier export was interrupted while replacing it)"
+        )
     for _, p in olds:
         shutil.rmtree(p, ignore_errors=True)
     for pid, p in tmps:
@@ -114,8 +116,10 @@ def check_replaceable(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputPathError(f"--out {out} exists and is not a folder")
     if out.is_dir() and not force and not (out / MANIFEST).exists() and any(out.iterdir()):
-        raise OutputPathError(f"--out {out} holds files that are not an asap_deploy export; "
-                              f"choose another folder or pass --force")
+        raise OutputPathError(
+            f"--out {out} holds files that are not an asap_deploy export; "
+            f"choose another folder or pass --force"
+        )
 
 
 def staging_dir(out: Path) -> Path:
@@ -164,10 +168,8 @@ def exchange(a: Path, b: Path) -> bool:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                          ctypes.c_uint]
-    if renameat2(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)),
-                 _RENAME_EXCHANGE) == 0:
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
@@ -175,8 +177,7 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
-def replace(staging: Path, out: Path, force: bool = False,
-            use_exchange: Optional[bool] = None) -> List[str]:
+def replace(staging: Path, out: Path, force: bool = False, use_exchange: Optional[bool] = None) -> List[str]:
     """Make ``staging`` (complete, on the same filesystem) the new ``out``; returns notes.
 
     ``use_exchange=False`` forces the two-rename path (tests, or filesystems that lie).

@@ -5,6 +5,7 @@ channels-last memory, so the parameter grid it writes is exactly what the kernel
 (each cell's parameters contiguous and 16-byte aligned: TensorRT's kHWC8 layout), with no
 transpose in between. With the emulation build of the kernel library it runs on CPU tensors.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,9 @@ from .model import ASAPNetGenerator
 class FusedGenerator(nn.Module):
     """``FusedGenerator(gen, precision, library)(label) -> image`` (B, 3, H, W) in ``precision``."""
 
-    def __init__(self, gen: ASAPNetGenerator, precision: str = "fp16",
-                 library: Optional[Path] = None) -> None:
+    def __init__(
+        self, gen: ASAPNetGenerator, precision: str = "fp16", library: Optional[Path] = None
+    ) -> None:
         super().__init__()
         cfg = gen.config
         self.config = cfg
@@ -33,8 +35,8 @@ class FusedGenerator(nn.Module):
         with torch.no_grad():
             padded.weight.zero_()
             padded.bias.zero_()
-            padded.weight[:cfg.num_params] = head.weight.float()
-            padded.bias[:cfg.num_params] = head.bias.float()
+            padded.weight[: cfg.num_params] = head.weight.float()
+            padded.bias[: cfg.num_params] = head.bias.float()
         self.body = self.gen.lowres_stream.model[:-1]
         self.head = padded.to(self.dtype)
         self.mlp = FusedMLP(cfg.mlp_spec, cfg.label_nc, "one_hot", library)
@@ -46,7 +48,7 @@ class FusedGenerator(nn.Module):
         if self.gen.downsample is not None:
             x = self.gen.downsample(x)
         x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        return self.head(self.body(x))[:, :self.config.num_params]
+        return self.head(self.body(x))[:, : self.config.num_params]
 
     def forward(self, label: torch.Tensor, out: Optional[torch.Tensor] = None) -> Any:
         self.gen.check_input(label)

@@ -10,6 +10,7 @@ The parameter grid may be NCHW (what the ONNX graph computes) or channels-last (
 parameters contiguous: what the kernels stage fastest, and what a channels-last convolution
 writes); the layout is read from the tensor's strides, so neither needs a copy.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -22,8 +23,16 @@ from .errors import AsapDeployError, MissingDependencyError
 from .locations import engines_dir
 from .mlp_spec import MLPSpec
 
-SHAPE_FIELDS = ("in_channels", "hidden_width", "depth", "out_channels", "downsampling",
-                "num_frequencies", "label_nc", "input_mode")
+SHAPE_FIELDS = (
+    "in_channels",
+    "hidden_width",
+    "depth",
+    "out_channels",
+    "downsampling",
+    "num_frequencies",
+    "label_nc",
+    "input_mode",
+)
 INPUT_MODES = {"one_hot": 0, "label_ids": 1}
 FLOAT32, FLOAT16, INT32 = 0, 1, 2
 DTYPE_CODES = {"float32": FLOAT32, "float16": FLOAT16, "int32": INT32}
@@ -41,9 +50,14 @@ class AsapMLPShape(ctypes.Structure):
 
 
 class AsapMLPTensors(ctypes.Structure):
-    _fields_ = [("input_dims", ctypes.c_int64 * 4), ("params_dims", ctypes.c_int64 * 4),
-                ("input_dtype", ctypes.c_int32), ("params_dtype", ctypes.c_int32),
-                ("params_layout", ctypes.c_int32), ("params_pitch", ctypes.c_int32)]
+    _fields_ = [
+        ("input_dims", ctypes.c_int64 * 4),
+        ("params_dims", ctypes.c_int64 * 4),
+        ("input_dtype", ctypes.c_int32),
+        ("params_dtype", ctypes.c_int32),
+        ("params_layout", ctypes.c_int32),
+        ("params_pitch", ctypes.c_int32),
+    ]
 
 
 class KernelError(AsapDeployError):
@@ -55,11 +69,23 @@ def make_shape(spec: MLPSpec, label_nc: int = 0, input_mode: str = "one_hot") ->
     return AsapMLPShape(*(attrs[f] for f in SHAPE_FIELDS[:6]), label_nc, INPUT_MODES[input_mode])
 
 
-def make_tensors(input_dims: Sequence[int], params_dims: Sequence[int], input_dtype: str,
-                 params_dtype: str, layout: int = NCHW, pitch: int = 0) -> AsapMLPTensors:
+def make_tensors(
+    input_dims: Sequence[int],
+    params_dims: Sequence[int],
+    input_dtype: str,
+    params_dtype: str,
+    layout: int = NCHW,
+    pitch: int = 0,
+) -> AsapMLPTensors:
     """Describe one call; -1 marks a dimension not known yet (a TensorRT build)."""
-    return AsapMLPTensors((ctypes.c_int64 * 4)(*input_dims), (ctypes.c_int64 * 4)(*params_dims),
-                          DTYPE_CODES[input_dtype], DTYPE_CODES[params_dtype], layout, pitch)
+    return AsapMLPTensors(
+        (ctypes.c_int64 * 4)(*input_dims),
+        (ctypes.c_int64 * 4)(*params_dims),
+        DTYPE_CODES[input_dtype],
+        DTYPE_CODES[params_dtype],
+        layout,
+        pitch,
+    )
 
 
 def params_layout(shape: Sequence[int], strides: Sequence[int]) -> Optional[Tuple[int, int]]:
@@ -105,17 +131,21 @@ def load_library(path: Path) -> ctypes.CDLL:
     path = Path(path)
     if not path.is_file():
         flag = " --emulate" if path.name.startswith("libasap_spatial_mlp_emu") else ""
-        raise MissingDependencyError(f"{path} not found: build it with "
-                                     f"`python -m asap_deploy.build_plugin{flag} --out {path.parent}`")
+        raise MissingDependencyError(
+            f"{path} not found: build it with `python -m asap_deploy.build_plugin{flag} --out {path.parent}`"
+        )
     try:
         return _declare(ctypes.CDLL(str(path.resolve())))
     except OSError as exc:
-        raise MissingDependencyError(f"cannot load {path}: {exc} (is the CUDA runtime on "
-                                     f"LD_LIBRARY_PATH, and was it built for this machine?)") from None
+        raise MissingDependencyError(
+            f"cannot load {path}: {exc} (is the CUDA runtime on "
+            f"LD_LIBRARY_PATH, and was it built for this machine?)"
+        ) from None
     except AttributeError as exc:
-        raise MissingDependencyError(f"{path} is not an asap_deploy kernel library of this version "
-                                     f"({exc}); rebuild it with `python -m asap_deploy.build_plugin`"
-                                     ) from None
+        raise MissingDependencyError(
+            f"{path} is not an asap_deploy kernel library of this version "
+            f"({exc}); rebuild it with `python -m asap_deploy.build_plugin`"
+        ) from None
 
 
 def is_emulated(lib: ctypes.CDLL) -> bool:
@@ -129,8 +159,9 @@ def check(lib: ctypes.CDLL, status: int, what: str) -> None:
         raise KernelError(f"{what}: {detail}")
 
 
-def validate(lib: ctypes.CDLL, shape: AsapMLPShape, tensors: AsapMLPTensors,
-             what: str = "ASAP_SpatialMLP") -> None:
+def validate(
+    lib: ctypes.CDLL, shape: AsapMLPShape, tensors: AsapMLPTensors, what: str = "ASAP_SpatialMLP"
+) -> None:
     """The library's shape check (the same one the plugins and the kernels run)."""
     check(lib, lib.asap_spatial_mlp_validate(ctypes.byref(shape), ctypes.byref(tensors)), what)
 
@@ -151,10 +182,16 @@ def forward_cpu(lib: ctypes.CDLL, shape: AsapMLPShape, x: np.ndarray, params: np
     params, layout, pitch = _numpy_params(np.asarray(params, dtype=np.float32))
     b, _, h, w = x.shape
     out = np.empty((b, shape.out_channels, h, w), dtype=np.float32)
-    t = make_tensors(x.shape, params.shape, "int32" if x.dtype == np.int32 else str(x.dtype),
-                     "float32", layout, pitch)
-    check(lib, lib.asap_spatial_mlp_forward_cpu(ctypes.byref(shape), ctypes.byref(t), x.ctypes.data,
-                                                params.ctypes.data, out.ctypes.data), "CPU reference")
+    t = make_tensors(
+        x.shape, params.shape, "int32" if x.dtype == np.int32 else str(x.dtype), "float32", layout, pitch
+    )
+    check(
+        lib,
+        lib.asap_spatial_mlp_forward_cpu(
+            ctypes.byref(shape), ctypes.byref(t), x.ctypes.data, params.ctypes.data, out.ctypes.data
+        ),
+        "CPU reference",
+    )
     return out
 
 
@@ -165,8 +202,9 @@ class FusedMLP:
     asynchronously); with the emulation library they must be on the CPU (it runs synchronously).
     """
 
-    def __init__(self, spec: MLPSpec, label_nc: int = 0, input_mode: str = "one_hot",
-                 library: Optional[Path] = None) -> None:
+    def __init__(
+        self, spec: MLPSpec, label_nc: int = 0, input_mode: str = "one_hot", library: Optional[Path] = None
+    ) -> None:
         self.spec = spec
         self.shape = make_shape(spec, label_nc, input_mode)
         self.input_mode = input_mode
@@ -201,10 +239,12 @@ class FusedMLP:
         if x.dtype not in names:
             raise KernelError(f"input must be float32, float16 or int32 class ids, got {x.dtype}")
         if x.dim() != 4 or params.dim() != 4:
-            raise KernelError(f"input and params must be 4-D (B, C, H, W), got {tuple(x.shape)} and "
-                              f"{tuple(params.shape)}")
-        t = make_tensors(tuple(x.shape), tuple(params.shape), names[x.dtype], names[params.dtype],
-                         found[0], found[1])
+            raise KernelError(
+                f"input and params must be 4-D (B, C, H, W), got {tuple(x.shape)} and {tuple(params.shape)}"
+            )
+        t = make_tensors(
+            tuple(x.shape), tuple(params.shape), names[x.dtype], names[params.dtype], found[0], found[1]
+        )
         return t, params
 
     def __call__(self, x: Any, params: Any, out: Any = None) -> Any:
@@ -214,20 +254,36 @@ class FusedMLP:
         if self.emulated and (x.is_cuda or params.is_cuda):
             raise KernelError("the emulation library runs on the CPU: pass CPU tensors")
         if not self.emulated and not on_gpu:
-            raise KernelError("the CUDA kernel library needs CUDA tensors (for CPU tensors use the "
-                              "emulation build: python -m asap_deploy.build_plugin --emulate)")
+            raise KernelError(
+                "the CUDA kernel library needs CUDA tensors (for CPU tensors use the "
+                "emulation build: python -m asap_deploy.build_plugin --emulate)"
+            )
         x = x.contiguous()
         t, params = self.tensors(x, params)
         validate(self.lib, self.shape, t, "fused MLP")
         b, _, h, w = x.shape
         if out is None:
             out = torch.empty((b, self.spec.out_channels, h, w), dtype=params.dtype, device=x.device)
-        elif tuple(out.shape) != (b, self.spec.out_channels, h, w) or out.dtype != params.dtype \
-                or not out.is_contiguous():
-            raise KernelError(f"out must be a contiguous {(b, self.spec.out_channels, h, w)} "
-                              f"{params.dtype} tensor, got {tuple(out.shape)} {out.dtype}")
+        elif (
+            tuple(out.shape) != (b, self.spec.out_channels, h, w)
+            or out.dtype != params.dtype
+            or not out.is_contiguous()
+        ):
+            raise KernelError(
+                f"out must be a contiguous {(b, self.spec.out_channels, h, w)} "
+                f"{params.dtype} tensor, got {tuple(out.shape)} {out.dtype}"
+            )
         stream = None if self.emulated else torch.cuda.current_stream(x.device).cuda_stream
-        check(self.lib, self.lib.asap_spatial_mlp_forward(
-            ctypes.byref(self.shape), ctypes.byref(t), x.data_ptr(), params.data_ptr(),
-            out.data_ptr(), stream), "fused MLP")
+        check(
+            self.lib,
+            self.lib.asap_spatial_mlp_forward(
+                ctypes.byref(self.shape),
+                ctypes.byref(t),
+                x.data_ptr(),
+                params.data_ptr(),
+                out.data_ptr(),
+                stream,
+            ),
+            "fused MLP",
+        )
         return out

@@ -16,6 +16,7 @@ not remembered: on file systems with coarse time stamps a second write within th
 would keep the key (git's "racily clean" problem). The store is a cache: unreadable, damaged or
 unwritable, it is ignored and everything still works, only slower.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,7 @@ def sha256_file(path: Union[str, os.PathLike[str]]) -> str:
 
 
 def persistent() -> bool:
-    return os.environ.get("ASAP_DEPLOY_HASH_CACHE", "1").strip().lower() not in (
-        "0", "false", "no", "off")
+    return os.environ.get("ASAP_DEPLOY_HASH_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def cache_dir() -> Path:
@@ -73,16 +73,24 @@ def _load_store() -> Dict[str, list]:
         data = json.loads((cache_dir() / _FILE).read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != _VERSION or \
-            not isinstance(data.get("entries"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != _VERSION
+        or not isinstance(data.get("entries"), dict)
+    ):
         return {}
     return data["entries"]
 
 
 def _from_store(name: str, key: _Key) -> Optional[str]:
     entry = _load_store().get(name)
-    if isinstance(entry, list) and len(entry) == 6 and tuple(entry[:5]) == key and \
-            isinstance(entry[5], str) and len(entry[5]) == 64:
+    if (
+        isinstance(entry, list)
+        and len(entry) == 6
+        and tuple(entry[:5]) == key
+        and isinstance(entry[5], str)
+        and len(entry[5]) == 64
+    ):
         return entry[5]
     return None
 

@@ -5,6 +5,7 @@ its ids, as torchvision reads them). Instance maps: ``I;16``/``I``/``L`` ids (Ci
 ``*_instanceIds.png``). RGB inputs (``--no_one_hot`` models): ``convert("RGB")``. Resizing, when
 asked for, is the loader's: NEAREST for ids, BICUBIC for RGB. Writes are atomic.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,15 +41,16 @@ def _resize(img, size: Optional[Tuple[int, int]], method: int):
     return img.resize((size[1], size[0]), method)
 
 
-def read_ids(path: Path, what: str = "label map", size: Optional[Tuple[int, int]] = None
-             ) -> np.ndarray:
+def read_ids(path: Path, what: str = "label map", size: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """(H, W) integer ids from a label or instance PNG; ``size`` (H, W) resizes NEAREST."""
     from PIL import Image
 
     img = _open(path)
     if img.mode not in _ID_MODES:
-        raise InputError(f"{path} is a {img.mode} image, not a {what} of ids (PNG mode L, P or "
-                         f"I;16): save the ids themselves, not a colourised rendering")
+        raise InputError(
+            f"{path} is a {img.mode} image, not a {what} of ids (PNG mode L, P or "
+            f"I;16): save the ids themselves, not a colourised rendering"
+        )
     arr = np.asarray(_resize(img, size, Image.NEAREST))
     return arr if arr.dtype == np.uint8 else arr.astype(np.int32)
 
@@ -79,14 +81,46 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 # -- colours for looking at label maps -----------------------------------------------------------
 #: Cityscapes label ids 0..33 (+ license plate) in the dataset's own colours; voids are black
-CITYSCAPES_COLOURS = np.array([
-    (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (111, 74, 0), (81, 0, 81),
-    (128, 64, 128), (244, 35, 232), (250, 170, 160), (230, 150, 140), (70, 70, 70),
-    (102, 102, 156), (190, 153, 153), (180, 165, 180), (150, 100, 100), (150, 120, 90),
-    (153, 153, 153), (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35),
-    (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
-    (0, 60, 100), (0, 0, 90), (0, 0, 110), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-    (0, 0, 142)], dtype=np.uint8)
+CITYSCAPES_COLOURS = np.array(
+    [
+        (0, 0, 0),
+        (0, 0, 0),
+        (0, 0, 0),
+        (0, 0, 0),
+        (0, 0, 0),
+        (111, 74, 0),
+        (81, 0, 81),
+        (128, 64, 128),
+        (244, 35, 232),
+        (250, 170, 160),
+        (230, 150, 140),
+        (70, 70, 70),
+        (102, 102, 156),
+        (190, 153, 153),
+        (180, 165, 180),
+        (150, 100, 100),
+        (150, 120, 90),
+        (153, 153, 153),
+        (153, 153, 153),
+        (250, 170, 30),
+        (220, 220, 0),
+        (107, 142, 35),
+        (152, 251, 152),
+        (70, 130, 180),
+        (220, 20, 60),
+        (255, 0, 0),
+        (0, 0, 142),
+        (0, 0, 70),
+        (0, 60, 100),
+        (0, 0, 90),
+        (0, 0, 110),
+        (0, 80, 100),
+        (0, 0, 230),
+        (119, 11, 32),
+        (0, 0, 142),
+    ],
+    dtype=np.uint8,
+)
 
 
 def palette(n: int) -> np.ndarray:
@@ -114,6 +148,6 @@ def colourise(ids: np.ndarray, n: int) -> np.ndarray:
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:
     h = max(left.shape[0], right.shape[0])
     out = np.full((h, left.shape[1] + gap + right.shape[1], 3), 255, np.uint8)
-    out[:left.shape[0], :left.shape[1]] = left
-    out[:right.shape[0], left.shape[1] + gap:] = right
+    out[: left.shape[0], : left.shape[1]] = left
+    out[: right.shape[0], left.shape[1] + gap :] = right
     return out

@@ -15,6 +15,7 @@ Writes ``kernel-access.json`` and ``kernel-access.md`` (``--out``, default
 benchmarks/results/emulated) and, with ``--readme``, replaces the table between the markers in
 engines/README.md. These are access counts from a model of the hardware, not timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "emulated"
 README = ROOT / "engines" / "README.md"
 MARK_BEGIN, MARK_END = "<!-- kernel-access:begin -->", "<!-- kernel-access:end -->"
-PAPER = [("cityscapes-256x512", 35, 16), ("cityscapes-512x1024", 35, 32),
-         ("cityscapes-1024x2048", 35, 64), ("facades-512", 13, 32), ("facades-1024", 13, 64)]
+PAPER = [
+    ("cityscapes-256x512", 35, 16),
+    ("cityscapes-512x1024", 35, 32),
+    ("cityscapes-1024x2048", 35, 64),
+    ("facades-512", 13, 32),
+    ("facades-1024", 13, 64),
+]
 SM75, SM90 = 65536, 232448
 
 
@@ -54,10 +60,10 @@ class Run:
     setting: str
     in_channels: int
     downsampling: int
-    path: str            # expected kernel path
+    path: str  # expected kernel path
     dtype: str
     mode: str
-    layout: str          # params grid layout
+    layout: str  # params grid layout
     optin: int
 
     @property
@@ -70,11 +76,13 @@ def default_runs(settings: Sequence[str] = ()) -> List[Run]:
     for name, c, s in PAPER:
         if settings and name not in settings:
             continue
-        runs += [Run(name, c, s, "tensor_cores", "float16", "one_hot", "nhwc", SM75),
-                 Run(name, c, s, "tensor_cores", "float16", "label_ids", "nhwc", SM75),
-                 Run(name, c, s, "tensor_cores", "float16", "one_hot", "nchw", SM75),
-                 Run(name, c, s, "generic_shared", "float32", "one_hot", "nhwc", SM90),
-                 Run(name, c, s, "generic_global", "float32", "one_hot", "nhwc", SM75)]
+        runs += [
+            Run(name, c, s, "tensor_cores", "float16", "one_hot", "nhwc", SM75),
+            Run(name, c, s, "tensor_cores", "float16", "label_ids", "nhwc", SM75),
+            Run(name, c, s, "tensor_cores", "float16", "one_hot", "nchw", SM75),
+            Run(name, c, s, "generic_shared", "float32", "one_hot", "nhwc", SM90),
+            Run(name, c, s, "generic_global", "float32", "one_hot", "nhwc", SM75),
+        ]
     return runs
 
 
@@ -83,7 +91,7 @@ def _aligned(shape: Sequence[int], dtype) -> np.ndarray:
     n = int(np.prod(shape)) * np.dtype(dtype).itemsize
     raw = np.zeros(n + 256, np.uint8)
     start = -raw.ctypes.data % 256
-    return raw[start:start + n].view(dtype).reshape(shape)
+    return raw[start : start + n].view(dtype).reshape(shape)
 
 
 def _grid(run: Run) -> tuple:
@@ -118,20 +126,33 @@ def trace_run(lib: ctypes.CDLL, run: Run, seed: int = 0) -> Dict:
     spec, x, params, layout, pitch = _inputs(run, np.random.default_rng(seed))
     gh, gw = _grid(run)
     shape = make_shape(spec, run.in_channels - 1, run.mode)
-    t = make_tensors(x.shape, (1, spec.num_params, gh, gw), "int32" if run.mode == "label_ids" else run.dtype,
-                     run.dtype, layout, pitch)
+    t = make_tensors(
+        x.shape,
+        (1, spec.num_params, gh, gw),
+        "int32" if run.mode == "label_ids" else run.dtype,
+        run.dtype,
+        layout,
+        pitch,
+    )
     out = _aligned((1, spec.out_channels) + x.shape[2:], np.float16 if run.dtype == "float16" else np.float32)
     path = lib.asap_spatial_mlp_path(ctypes.byref(shape), ctypes.byref(t))
     if path < 0 or KERNEL_PATHS[path] != run.path:
-        raise AsapDeployError(f"{run.setting} {run.label}: the kernel would take path "
-                              f"{KERNEL_PATHS[path] if path >= 0 else path}, not {run.path}")
+        raise AsapDeployError(
+            f"{run.setting} {run.label}: the kernel would take path "
+            f"{KERNEL_PATHS[path] if path >= 0 else path}, not {run.path}"
+        )
     lib.asap_emu_trace_begin()
     for arr, name in ((x, b"label"), (params, b"params"), (out, b"output")):
         lib.asap_emu_trace_register(arr.ctypes.data, arr.nbytes, name)
     os.environ["ASAP_EMU_BLOCKS"] = "1"
     try:
-        check(lib, lib.asap_spatial_mlp_forward(ctypes.byref(shape), ctypes.byref(t), x.ctypes.data,
-                                                params.ctypes.data, out.ctypes.data, None), run.label)
+        check(
+            lib,
+            lib.asap_spatial_mlp_forward(
+                ctypes.byref(shape), ctypes.byref(t), x.ctypes.data, params.ctypes.data, out.ctypes.data, None
+            ),
+            run.label,
+        )
     finally:
         del os.environ["ASAP_EMU_BLOCKS"]
     size = lib.asap_emu_trace_end(None, 0)
@@ -142,6 +163,7 @@ def trace_run(lib: ctypes.CDLL, run: Run, seed: int = 0) -> Dict:
 
 def summarize(sites: List[Dict]) -> Dict:
     """Weighted figures of one run: each analysed request stands for executions / analyzed."""
+
     def weight(site: Dict) -> float:
         return site["executions"] / site["analyzed"] if site["analyzed"] else 0.0
 
@@ -155,7 +177,9 @@ def summarize(sites: List[Dict]) -> Dict:
     shared = [x for x in sites if x["space"] == "shared"]
     n = sum(x["executions"] for x in shared)
     out["shared_requests"] = n
-    out["shared_mean_ways"] = round(sum(x["mean_ways"] * x["executions"] for x in shared) / n, 3) if n else None
+    out["shared_mean_ways"] = (
+        round(sum(x["mean_ways"] * x["executions"] for x in shared) / n, 3) if n else None
+    )
     out["shared_max_ways"] = max((x["max_ways"] for x in shared), default=None)
     return out
 
@@ -165,8 +189,11 @@ def resolve_sites(library: Path, sites: List[Dict]) -> None:
     tool = shutil.which("addr2line")
     if not tool or not sites:
         return
-    proc = subprocess.run([tool, "-a", "-i", "-e", str(library), *(hex(x["pc_offset"]) for x in sites)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [tool, "-a", "-i", "-e", str(library), *(hex(x["pc_offset"]) for x in sites)],
+        capture_output=True,
+        text=True,
+    )
     chains: List[List[str]] = []
     for line in proc.stdout.splitlines():
         if line.startswith("0x"):
@@ -192,9 +219,22 @@ def ptxas_report(archs: Sequence[str] = ("75", "90")) -> Dict[str, Dict[str, Dic
     with tempfile.TemporaryDirectory() as d:
         for arch in archs:
             proc = subprocess.run(
-                [nvcc, "-std=c++17", "-O3", f"-I{KERNELS}", f"-arch=sm_{arch}", "-Xptxas", "-v", "-c",
-                 str(KERNELS / "spatial_mlp_kernel.cu"), "-o", str(Path(d) / "k.o")],
-                capture_output=True, text=True)
+                [
+                    nvcc,
+                    "-std=c++17",
+                    "-O3",
+                    f"-I{KERNELS}",
+                    f"-arch=sm_{arch}",
+                    "-Xptxas",
+                    "-v",
+                    "-c",
+                    str(KERNELS / "spatial_mlp_kernel.cu"),
+                    "-o",
+                    str(Path(d) / "k.o"),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode:
                 raise AsapDeployError(f"nvcc failed for sm_{arch}:\n{proc.stderr[-2000:]}")
             out[f"sm_{arch}"] = _parse_ptxas(proc.stderr)
@@ -213,8 +253,9 @@ def _parse_ptxas(text: str) -> Dict[str, Dict]:
             continue
         m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
         if m:
-            kernels.setdefault(name, {}).update(stack=int(m.group(1)), spill_stores=int(m.group(2)),
-                                                spill_loads=int(m.group(3)))
+            kernels.setdefault(name, {}).update(
+                stack=int(m.group(1)), spill_stores=int(m.group(2)), spill_loads=int(m.group(3))
+            )
         m = re.search(r"Used (\d+) registers", line)
         if m:
             kernels.setdefault(name, {})["registers"] = int(m.group(1))
@@ -233,28 +274,42 @@ def _kernel_label(mangled: str) -> str:
 
 
 def markdown(report: Dict) -> str:
-    rows = ["| setting | path | input | params grid | params staging | label loads | output stores "
-            "| shared mean / max ways |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| setting | path | input | params grid | params staging | label loads | output stores "
+        "| shared mean / max ways |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def pct(v: Optional[float]) -> str:
         return "-" if v is None else f"{100 * v:.0f}%"
 
     for r in report["runs"]:
         f = r["figures"]
-        ways = "-" if f["shared_mean_ways"] is None else f"{f['shared_mean_ways']:.2f} / {f['shared_max_ways']:.0f}"
-        rows.append(f"| {r['setting']} | {r['path']} ({r['dtype']}) | {r['mode']} | {r['layout']} | "
-                    f"{pct(f['params_load_efficiency'])} | {pct(f['label_load_efficiency'])} | "
-                    f"{pct(f['output_store_efficiency'])} | {ways} |")
+        ways = (
+            "-"
+            if f["shared_mean_ways"] is None
+            else f"{f['shared_mean_ways']:.2f} / {f['shared_max_ways']:.0f}"
+        )
+        rows.append(
+            f"| {r['setting']} | {r['path']} ({r['dtype']}) | {r['mode']} | {r['layout']} | "
+            f"{pct(f['params_load_efficiency'])} | {pct(f['label_load_efficiency'])} | "
+            f"{pct(f['output_store_efficiency'])} | {ways} |"
+        )
     if report.get("ptxas"):
-        rows += ["", "| kernel | " + " | ".join(report["ptxas"]) + " |",
-                 "|---|" + "---|" * len(report["ptxas"])]
+        rows += [
+            "",
+            "| kernel | " + " | ".join(report["ptxas"]) + " |",
+            "|---|" + "---|" * len(report["ptxas"]),
+        ]
         names = sorted({k for arch in report["ptxas"].values() for k in arch})
         for k in names:
             cells = []
             for arch in report["ptxas"].values():
                 v = arch.get(k, {})
-                cells.append(f"{v.get('registers', '?')} regs, {v.get('spill_stores', '?')} B spills, "
-                             f"{v.get('stack', '?')} B stack")
+                cells.append(
+                    f"{v.get('registers', '?')} regs, {v.get('spill_stores', '?')} B spills, "
+                    f"{v.get('stack', '?')} B stack"
+                )
             rows.append(f"| `{k}` | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
@@ -276,8 +331,10 @@ def worst_sites(runs: List[Dict], limit: int = 8) -> List[Dict]:
 def build_report(library: Path, runs: Sequence[Run], ptxas: bool = True) -> Dict:
     lib = load_library(library)
     if not hasattr(lib, "asap_emu_trace_begin") or not lib.asap_emu_is_trace_build():
-        raise AsapDeployError(f"{library} is not the traced emulation build "
-                              f"(python -m asap_deploy.build_plugin --emulate --trace)")
+        raise AsapDeployError(
+            f"{library} is not the traced emulation build "
+            f"(python -m asap_deploy.build_plugin --emulate --trace)"
+        )
     lib.asap_emu_trace_begin.argtypes = []
     lib.asap_emu_trace_register.restype = ctypes.c_int
     saved = os.environ.get("ASAP_EMU_SMEM_OPTIN")
@@ -286,20 +343,32 @@ def build_report(library: Path, runs: Sequence[Run], ptxas: bool = True) -> Dict
         for run in runs:
             sites = trace_run(lib, run)["sites"]
             resolve_sites(library, sites)
-            results.append({"setting": run.setting, "path": run.path, "dtype": run.dtype,
-                            "mode": run.mode, "layout": run.layout, "smem_optin": run.optin,
-                            "figures": summarize(sites), "sites": sites})
+            results.append(
+                {
+                    "setting": run.setting,
+                    "path": run.path,
+                    "dtype": run.dtype,
+                    "mode": run.mode,
+                    "layout": run.layout,
+                    "smem_optin": run.optin,
+                    "figures": summarize(sites),
+                    "sites": sites,
+                }
+            )
             print(f"{run.setting:22s} {run.label:42s} {results[-1]['figures']}", flush=True)
     finally:
         if saved is None:
             os.environ.pop("ASAP_EMU_SMEM_OPTIN", None)
         else:
             os.environ["ASAP_EMU_SMEM_OPTIN"] = saved
-    report = {"what": "warp-level memory requests of one grid cell, traced in the CPU emulation of "
-                      "engines/kernels/spatial_mlp_kernel.cu (a model of the hardware's sectors and "
-                      "banks, not a timing)",
-              "command": "python -m asap_deploy.kernel_report " + " ".join(sys.argv[1:]),
-              "runs": results, "worst_shared_sites": worst_sites(results)}
+    report = {
+        "what": "warp-level memory requests of one grid cell, traced in the CPU emulation of "
+        "engines/kernels/spatial_mlp_kernel.cu (a model of the hardware's sectors and "
+        "banks, not a timing)",
+        "command": "python -m asap_deploy.kernel_report " + " ".join(sys.argv[1:]),
+        "runs": results,
+        "worst_shared_sites": worst_sites(results),
+    }
     if ptxas:
         try:
             report["ptxas"] = ptxas_report()
@@ -318,8 +387,11 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asap_deploy.kernel_report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m asap_deploy.kernel_report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--library", type=Path, help="a traced emulation build (default: build it)")
     p.add_argument("--settings", nargs="+", choices=[n for n, _, _ in PAPER], default=[])

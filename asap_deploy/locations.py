@@ -4,6 +4,7 @@ Everything here is anchored at the package, never at the working directory, so a
 the same from any folder. In a source checkout (editable install) the build products live in the
 checkout's ``build/``; elsewhere ``ASAP_DEPLOY_ENGINES_DIR`` or the user's cache folder is used.
 """
+
 from __future__ import annotations
 
 import os

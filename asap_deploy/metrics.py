@@ -1,4 +1,5 @@
 """Accuracy figures used by every parity report: one definition for export, tests and harness."""
+
 from __future__ import annotations
 
 from typing import Dict
@@ -16,7 +17,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def psnr(test: np.ndarray, ref: np.ndarray, peak_to_peak: float = 2.0) -> float:
     """PSNR in dB for signals spanning ``peak_to_peak`` (2 for images in [-1, 1])."""
     mse = float(np.mean((test.astype(np.float64) - ref.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak_to_peak ** 2 / mse)
+    return float("inf") if mse == 0 else 10.0 * np.log10(peak_to_peak**2 / mse)
 
 
 def compare(test: np.ndarray, ref: np.ndarray, image: bool = True) -> Dict[str, float]:

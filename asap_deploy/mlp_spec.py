@@ -16,6 +16,7 @@ channels ``cos(2 pi (x mod f) / f), sin(...x...), cos(...y...), sin(...y...)`` w
 indices. The periods divide S, so every S x S tile sees the same encoding: it is stored once, as
 one tile, which keeps it independent of batch size and image width.
 """
+
 from __future__ import annotations
 
 import math
@@ -106,8 +107,9 @@ class MLPSpec:
         return sum(a * b for a, b in zip(ch[:-1], ch[1:]))
 
     @classmethod
-    def solve_first_width(cls, num_params: int, hidden_width: int, depth: int,
-                          out_channels: int) -> int | None:
+    def solve_first_width(
+        cls, num_params: int, hidden_width: int, depth: int, out_channels: int
+    ) -> int | None:
         """C0 (label + encoding channels) that gives ``num_params``, or None if none does."""
         rest = (depth - 2) * (hidden_width + 1) * hidden_width + (hidden_width + 1) * out_channels
         numerator = num_params - rest
@@ -150,8 +152,13 @@ class MLPSpec:
 
     @classmethod
     def from_plugin_attributes(cls, attrs: Dict[str, int]) -> MLPSpec:
-        spec = cls(int(attrs["in_channels"]), int(attrs["downsampling"]),
-                   int(attrs["hidden_width"]), int(attrs["depth"]), int(attrs["out_channels"]))
+        spec = cls(
+            int(attrs["in_channels"]),
+            int(attrs["downsampling"]),
+            int(attrs["hidden_width"]),
+            int(attrs["depth"]),
+            int(attrs["out_channels"]),
+        )
         if int(attrs.get("num_frequencies", spec.num_frequencies)) != spec.num_frequencies:
             raise ValueError("num_frequencies must equal log2(downsampling)")
         return spec

@@ -1,5 +1,6 @@
 """Compiler plumbing shared by the native builds (kernel library, plugin, emulation): finding
 the compilers, running them with readable errors, and writing outputs atomically."""
+
 from __future__ import annotations
 
 import os
@@ -23,13 +24,13 @@ def find_nvcc() -> str:
     for cand in (os.environ.get("NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
         if cand and Path(cand).is_file():
             return cand
-    raise MissingDependencyError("nvcc not found: install the CUDA toolkit (12.x or 13.x) or set "
-                                 "NVCC=/path/to/nvcc")
+    raise MissingDependencyError(
+        "nvcc not found: install the CUDA toolkit (12.x or 13.x) or set NVCC=/path/to/nvcc"
+    )
 
 
 def find_cxx() -> str:
-    for cand in (os.environ.get("CXX"), shutil.which("c++"), shutil.which("g++"),
-                 shutil.which("clang++")):
+    for cand in (os.environ.get("CXX"), shutil.which("c++"), shutil.which("g++"), shutil.which("clang++")):
         if cand:
             return cand
     raise MissingDependencyError("no C++ compiler found: install g++ or set CXX")

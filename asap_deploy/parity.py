@@ -11,6 +11,7 @@ and the checkpoint the reference is reloaded from. Exit codes: 0 every backend t
 passed; 1 a backend is outside tolerance (do not deploy it); 3 no backend could run here; 4 a
 backend failed with an error. The reports are written in each of these cases.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,7 @@ from .runners import registry
 
 #: Polygraphy CompareFunc.simple tolerances on the mean absolute error, per precision
 POLYGRAPHY_ATOL = {"fp32": 1e-5, "fp16": 5e-3}
-HEADER = ["model", "backend", "max abs", "mean abs", "PSNR dB", "8-bit differ %", "polygraphy",
-          "status"]
+HEADER = ["model", "backend", "max abs", "mean abs", "PSNR dB", "8-bit differ %", "polygraphy", "status"]
 
 
 def polygraphy_verdict(ref: np.ndarray, out: np.ndarray, name: str, precision: str) -> Optional[bool]:
@@ -49,6 +49,7 @@ def polygraphy_verdict(ref: np.ndarray, out: np.ndarray, name: str, precision: s
         from polygraphy.comparator import SimpleCompareFunc as simple
     except ImportError:  # Polygraphy < 0.50
         from polygraphy.comparator import CompareFunc
+
         simple = CompareFunc.simple
     func = simple(atol=POLYGRAPHY_ATOL[precision], rtol=0.0, check_error_stat="mean")
     return bool(Comparator.compare_accuracy(results, compare_func=func))
@@ -80,8 +81,11 @@ def save_panels(path: Path, ref: np.ndarray, out: np.ndarray, title: str) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(prog="python -m asap_deploy.parity", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog="python -m asap_deploy.parity",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli_common.add_model_args(p)
     return p
 
@@ -99,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
         ref = src.gen(torch.from_numpy(feeds["label"])).numpy()
         ctx = cli_common.context(src, args)
         for name in names:
-            base = {"model": src.name, "resolution": f"{src.height}x{src.width}",
-                    "backend": name}
+            base = {"model": src.name, "resolution": f"{src.height}x{src.width}", "backend": name}
             r = _compare_one(registry.get(name), ctx, feeds, ref, src.name, args.out)
             results.append({**base, **r})
     body = []
@@ -110,18 +113,28 @@ def run(args: argparse.Namespace) -> int:
         elif r.get("error"):
             body.append([r["model"], r["backend"], "", "", "", "", "", "FAILED: " + r["error"]])
         else:
-            body.append([r["model"], r["runner"]["name"], f"{r['max_abs']:.2e}",
-                         f"{r['mean_abs']:.2e}", f"{r['psnr_db']:.1f}",
-                         f"{100 * r['pixels_8bit_differ']:.3f}",
-                         {True: "pass", False: "FAIL", None: "n/a"}[r["polygraphy_pass"]],
-                         "pass" if r["pass"] else "FAIL"])
+            body.append(
+                [
+                    r["model"],
+                    r["runner"]["name"],
+                    f"{r['max_abs']:.2e}",
+                    f"{r['mean_abs']:.2e}",
+                    f"{r['psnr_db']:.1f}",
+                    f"{100 * r['pixels_8bit_differ']:.3f}",
+                    {True: "pass", False: "FAIL", None: "n/a"}[r["polygraphy_pass"]],
+                    "pass" if r["pass"] else "FAIL",
+                ]
+            )
     print(terminal_table(HEADER, body))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)  # also when no backend could run
         env = environment("python -m asap_deploy.parity")
         write_json(args.out / "parity.json", {"environment": env, "results": results})
-        write_text(args.out / "parity.md", f"Device: {env.get('gpu') or env['cpu']}; command: "
-                                           f"`{env['command']}`\n\n" + markdown_table(HEADER, body))
+        write_text(
+            args.out / "parity.md",
+            f"Device: {env.get('gpu') or env['cpu']}; command: "
+            f"`{env['command']}`\n\n" + markdown_table(HEADER, body),
+        )
         print(f"\nwrote {args.out}/parity.json, parity.md")
     verdict(results)
     return 0
@@ -132,8 +145,10 @@ def verdict(results: List[Dict]) -> None:
     (4), or none that could run here (3)."""
     off = [r for r in results if "pass" in r and not r["pass"] and not r.get("error")]
     if off:
-        what = ", ".join(f"{r['backend']} ({r['model']}: max abs {r['max_abs']:.2e}, PSNR "
-                         f"{r['psnr_db']:.1f} dB)" for r in off)
+        what = ", ".join(
+            f"{r['backend']} ({r['model']}: max abs {r['max_abs']:.2e}, PSNR {r['psnr_db']:.1f} dB)"
+            for r in off
+        )
         raise VerificationError(f"outside tolerance: {what}; do not deploy these")
     cli_common.raise_failed_or_none_ran(results, "error")
 
@@ -151,8 +166,10 @@ def _compare_one(backend, ctx, feeds, ref: np.ndarray, model: str, out: Optional
     finally:
         runner.deactivate()
     if got.shape != ref.shape:
-        return {"error": f"{describe['name']} returned shape {list(got.shape)}, the reference "
-                         f"{list(ref.shape)}", "pass": False}
+        return {
+            "error": f"{describe['name']} returned shape {list(got.shape)}, the reference {list(ref.shape)}",
+            "pass": False,
+        }
     m = compare(got, ref)
     prec = backend.precision
     ours = passes(m, prec, image=True)
@@ -160,8 +177,12 @@ def _compare_one(backend, ctx, feeds, ref: np.ndarray, model: str, out: Optional
     ok = ours and poly is not False
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        save_panels(out / f"{model}_{describe['name']}.png", ref, got,
-                    f"{describe['name']} (PSNR {m['psnr_db']:.1f} dB)")
+        save_panels(
+            out / f"{model}_{describe['name']}.png",
+            ref,
+            got,
+            f"{describe['name']} (PSNR {m['psnr_db']:.1f} dB)",
+        )
     return {"runner": describe, **m, "polygraphy_pass": poly, "pass": ok}
 
 

@@ -4,6 +4,7 @@ A command that loads an 83 M-parameter model for a minute and then cannot write 
 command that wasted a minute: every CLI calls these first, so a wrong path fails in milliseconds
 with one line naming the path and the fix.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,7 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
-def input_file(path: PathLike, what: str = "input file", hint: str = "",
-               allow_empty: bool = False) -> Path:
+def input_file(path: PathLike, what: str = "input file", hint: str = "", allow_empty: bool = False) -> Path:
     """``path`` as a Path if it is a readable, non-empty regular file; else one clear error.
 
     ``what`` names the file in messages ("checkpoint", "ONNX file"); ``hint`` says how to get a
@@ -51,8 +51,9 @@ def input_file(path: PathLike, what: str = "input file", hint: str = "",
     except OSError as exc:
         raise InputPathError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
     if not first and not allow_empty:
-        raise InputPathError(f"{what} {p} is empty (0 bytes): it was not written completely; "
-                             f"{hint or 'recreate it'}")
+        raise InputPathError(
+            f"{what} {p} is empty (0 bytes): it was not written completely; {hint or 'recreate it'}"
+        )
     return p
 
 
@@ -62,11 +63,14 @@ def _probe_writable(folder: Path, target: Path, what: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=".asap_deploy-write-test-", dir=folder)
     except PermissionError:
-        raise OutputPathError(f"cannot write {what} {target}: no permission to create files in "
-                              f"{folder}; choose another location") from None
+        raise OutputPathError(
+            f"cannot write {what} {target}: no permission to create files in "
+            f"{folder}; choose another location"
+        ) from None
     except OSError as exc:
-        raise OutputPathError(f"cannot write {what} {target}: {exc.strerror or exc} in {folder}; "
-                              f"choose another location") from None
+        raise OutputPathError(
+            f"cannot write {what} {target}: {exc.strerror or exc} in {folder}; choose another location"
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -77,8 +81,9 @@ def _check_parents(p: Path, what: str) -> Path:
     if anc.is_symlink() and not anc.exists():
         raise OutputPathError(f"cannot write {what} {p}: {anc} is a broken symbolic link")
     if not anc.is_dir():
-        raise OutputPathError(f"cannot write {what} {p}: {anc} is a file, not a folder; choose "
-                              f"another location")
+        raise OutputPathError(
+            f"cannot write {what} {p}: {anc} is a file, not a folder; choose another location"
+        )
     _probe_writable(anc, p, what)
     return anc
 
@@ -87,8 +92,7 @@ def output_file(path: PathLike, what: str = "output file") -> Path:
     """``path`` if a file can be written there (created or replaced); nothing is created."""
     p = Path(path)
     if p.is_dir():
-        raise OutputPathError(f"cannot write {what} {p}: it is an existing folder; pass a file "
-                              f"name")
+        raise OutputPathError(f"cannot write {what} {p}: it is an existing folder; pass a file name")
     _check_parents(p, what)
     return p
 
@@ -101,7 +105,8 @@ def output_dir(path: PathLike, what: str = "output folder") -> Path:
     """
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise OutputPathError(f"cannot write {what} {p}: a file of that name exists; remove it "
-                              f"or choose another --out")
+        raise OutputPathError(
+            f"cannot write {what} {p}: a file of that name exists; remove it or choose another --out"
+        )
     _check_parents(p, what)
     return p

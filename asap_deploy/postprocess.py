@@ -6,6 +6,7 @@ byte would differ from what test.py saves. The torch version runs where the tens
 GPU only bytes come back) and gives the same bytes: each step is one correctly rounded float32
 operation in both.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """Deterministic, realistic test inputs: piecewise-constant label and instance maps, or for
 models with RGB input (``no_one_hot``) a smooth RGB image with edges."""
+
 from __future__ import annotations
 
 from typing import Dict
@@ -11,8 +12,9 @@ from .config import GeneratorConfig
 from .model import InputEncoder
 
 
-def _blocky(rng: np.random.Generator, batch: int, height: int, width: int, cell: int,
-            high: int) -> np.ndarray:
+def _blocky(
+    rng: np.random.Generator, batch: int, height: int, width: int, cell: int, high: int
+) -> np.ndarray:
     h, w = -(-height // cell), -(-width // cell)
     coarse = rng.integers(0, high, size=(batch, 1, h, w), dtype=np.int32)
     return np.ascontiguousarray(coarse.repeat(cell, 2).repeat(cell, 3)[:, :, :height, :width])
@@ -27,8 +29,9 @@ def _rgb(rng: np.random.Generator, batch: int, height: int, width: int) -> np.nd
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def label_maps(cfg: GeneratorConfig, batch: int, height: int, width: int,
-               seed: int = 0) -> Dict[str, np.ndarray]:
+def label_maps(
+    cfg: GeneratorConfig, batch: int, height: int, width: int, seed: int = 0
+) -> Dict[str, np.ndarray]:
     """``label_map`` (and ``instance_map``) int32 arrays, regions of 8 px (labels) / 4 px (ids);
     ``rgb`` (B, H, W, 3) uint8 instead of ``label_map`` for RGB-input models."""
     rng = np.random.default_rng(seed)
@@ -52,21 +55,25 @@ def one_hot_label(cfg: GeneratorConfig, maps: Dict[str, np.ndarray]) -> np.ndarr
     enc = InputEncoder(cfg, mode)
     inst = maps.get("instance_map")
     with torch.no_grad():
-        t = enc(torch.from_numpy(maps["rgb" if cfg.no_one_hot else "label_map"]),
-                None if inst is None else torch.from_numpy(inst))
+        t = enc(
+            torch.from_numpy(maps["rgb" if cfg.no_one_hot else "label_map"]),
+            None if inst is None else torch.from_numpy(inst),
+        )
     return t.numpy()
 
 
-def scene_feeds(cfg: GeneratorConfig, batch: int, height: int, width: int,
-                seed: int = 0) -> Dict[str, np.ndarray]:
+def scene_feeds(
+    cfg: GeneratorConfig, batch: int, height: int, width: int, seed: int = 0
+) -> Dict[str, np.ndarray]:
     """One scene in every input form: ``label`` plus ``label_map`` (and ``instance_map``), so
     graphs of either input mode, the stage graphs and PyTorch all see the same thing."""
     maps = label_maps(cfg, batch, height, width, seed)
     return {"label": one_hot_label(cfg, maps), **maps}
 
 
-def generator_feeds(cfg: GeneratorConfig, input_mode: str, batch: int, height: int, width: int,
-                    seed: int = 0) -> Dict[str, np.ndarray]:
+def generator_feeds(
+    cfg: GeneratorConfig, input_mode: str, batch: int, height: int, width: int, seed: int = 0
+) -> Dict[str, np.ndarray]:
     """Feeds for the g/asapnet graphs in ``input_mode`` ("one-hot" or "labels")."""
     scene = scene_feeds(cfg, batch, height, width, seed)
     if input_mode == "one-hot":

@@ -17,6 +17,7 @@ statistics off; token authentication with a random token kept in memory, so no ~
 and stops it, and every process it started, on SIGTERM or Ctrl-C within 30 s. Needs the ``serve``
 extra: ``pip install -e ".[serve]"``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,30 +46,62 @@ INSTALL_HINT = 'pip install -e ".[serve]" (Ray Serve and python-multipart)'
 def build_parser() -> argparse.ArgumentParser:
     from .application import BACKENDS
 
-    p = cli.ArgumentParser(prog="python -m asap_deploy.serve", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog="python -m asap_deploy.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli.add_export_argument(p)
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="what each replica runs (as asap_deploy.load): auto = the export's "
-                        "TensorRT engine on a GPU, else ONNX Runtime")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="what each replica runs (as asap_deploy.load): auto = the export's "
+        "TensorRT engine on a GPU, else ONNX Runtime",
+    )
     p.add_argument("--replicas", type=int, default=1, metavar="N", help="model replicas")
-    p.add_argument("--host", default="127.0.0.1", metavar="H",
-                   help="address the HTTP server binds (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="H",
+        help="address the HTTP server binds (default 127.0.0.1; 0.0.0.0 for all)",
+    )
     p.add_argument("--port", type=int, default=8000, metavar="P", help="HTTP port")
-    p.add_argument("--max-batch", type=int, default=4, metavar="N",
-                   help="requests run together in one inference call (per replica)")
-    p.add_argument("--batch-wait-ms", type=float, default=10.0, metavar="T",
-                   help="how long a replica waits for a batch to fill before it runs it")
-    p.add_argument("--num-gpus", type=float, metavar="G",
-                   help="GPUs per replica; a fraction shares one (0.5: two replicas per GPU). "
-                        "Default: 1 where this machine has GPUs, else 0")
-    p.add_argument("--num-cpus", type=float, default=1.0, metavar="C",
-                   help="CPUs Ray reserves per replica (default 1)")
-    p.add_argument("--ray-dir", type=Path, metavar="DIR",
-                   help="keep Ray's session (logs) in DIR; default: a temporary folder that is "
-                        "removed on exit")
-    p.add_argument("--verbose", action="store_true",
-                   help="Ray's and Serve's INFO logs and an access log line per request")
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=4,
+        metavar="N",
+        help="requests run together in one inference call (per replica)",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=10.0,
+        metavar="T",
+        help="how long a replica waits for a batch to fill before it runs it",
+    )
+    p.add_argument(
+        "--num-gpus",
+        type=float,
+        metavar="G",
+        help="GPUs per replica; a fraction shares one (0.5: two replicas per GPU). "
+        "Default: 1 where this machine has GPUs, else 0",
+    )
+    p.add_argument(
+        "--num-cpus", type=float, default=1.0, metavar="C", help="CPUs Ray reserves per replica (default 1)"
+    )
+    p.add_argument(
+        "--ray-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep Ray's session (logs) in DIR; default: a temporary folder that is removed on exit",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Ray's and Serve's INFO logs and an access log line per request",
+    )
     return p
 
 
@@ -89,8 +122,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.num_cpus < 0:
         raise UsageError(f"--num-cpus must be 0 or more, got {args.num_cpus:g}")
     if args.backend in GPU_BACKENDS and args.num_gpus == 0:
-        raise UsageError(f"--backend {args.backend} runs on a GPU: give each replica one with "
-                         f"--num-gpus 1 (or 0.5 to put two replicas on one GPU)")
+        raise UsageError(
+            f"--backend {args.backend} runs on a GPU: give each replica one with "
+            f"--num-gpus 1 (or 0.5 to put two replicas on one GPU)"
+        )
 
 
 def _check_export(path: Path, backend: str) -> Path:
@@ -100,15 +135,18 @@ def _check_export(path: Path, backend: str) -> Path:
     if path.is_file() and path.name != "manifest.json":
         export = find_export(path)
         if export is None:
-            raise ConfigError(f"{path.parent} has no manifest.json: serve an export folder "
-                              f"(python -m asap_deploy.export) or a file inside one")
+            raise ConfigError(
+                f"{path.parent} has no manifest.json: serve an export folder "
+                f"(python -m asap_deploy.export) or a file inside one"
+            )
     else:
         export = ExportFolder(path)
-        if backend in GPU_BACKENDS and not any(
-                e["tensorrt_module"] == backend for e in export.engines):
-            raise ConfigError(f"{export.path} has no {backend} engine: build one with python -m "
-                              f"asap_deploy.build {export.path}/asapnet_plugin_fp16.onnx, or "
-                              f"serve --backend onnxruntime")
+        if backend in GPU_BACKENDS and not any(e["tensorrt_module"] == backend for e in export.engines):
+            raise ConfigError(
+                f"{export.path} has no {backend} engine: build one with python -m "
+                f"asap_deploy.build {export.path}/asapnet_plugin_fp16.onnx, or "
+                f"serve --backend onnxruntime"
+            )
     return path
 
 
@@ -121,8 +159,9 @@ def _require_ray() -> None:
             missing.append(f"{module} ({cli.one_line(exc)})")
             break
     if missing:
-        raise MissingDependencyError(f"serving needs Ray Serve, which is not installed here: "
-                                     f"{INSTALL_HINT}; missing {missing[0]}")
+        raise MissingDependencyError(
+            f"serving needs Ray Serve, which is not installed here: {INSTALL_HINT}; missing {missing[0]}"
+        )
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -138,13 +177,15 @@ def _check_bind(host: str, port: int) -> None:
             s.bind(addr)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise EnvironmentProblem(f"port {port} on {host} is in use: stop what holds it "
-                                         f"or choose another --port") from None
+                raise EnvironmentProblem(
+                    f"port {port} on {host} is in use: stop what holds it or choose another --port"
+                ) from None
             if exc.errno == errno.EADDRNOTAVAIL:
                 raise UsageError(f"--host {host} is not an address of this machine") from None
             if exc.errno == errno.EACCES:
-                raise EnvironmentProblem(f"no permission to bind port {port} (ports below 1024 "
-                                         f"need root): choose another --port") from None
+                raise EnvironmentProblem(
+                    f"no permission to bind port {port} (ports below 1024 need root): choose another --port"
+                ) from None
             raise
 
 
@@ -157,14 +198,17 @@ def _gpus_per_replica(args: argparse.Namespace, resources: dict) -> float:
         raise EnvironmentProblem(
             f"{args.replicas} replica(s) x {gpus:g} GPU need {args.replicas * gpus:g} GPU(s), "
             f"Ray sees {have_gpus:g} here: lower --replicas, or share GPUs with --num-gpus "
-            f"{max(have_gpus, 1) / args.replicas:g}" if have_gpus else
-            f"{args.replicas} replica(s) x {gpus:g} GPU need a GPU and Ray sees none here: "
-            f"serve with --backend onnxruntime --num-gpus 0 on this machine")
+            f"{max(have_gpus, 1) / args.replicas:g}"
+            if have_gpus
+            else f"{args.replicas} replica(s) x {gpus:g} GPU need a GPU and Ray sees none here: "
+            f"serve with --backend onnxruntime --num-gpus 0 on this machine"
+        )
     if args.replicas * args.num_cpus > have_cpus + 1e-9:
         raise EnvironmentProblem(
             f"{args.replicas} replica(s) x {args.num_cpus:g} CPU need "
             f"{args.replicas * args.num_cpus:g} CPUs, this machine has {have_cpus:g}: lower "
-            f"--replicas or --num-cpus (e.g. --num-cpus {have_cpus / args.replicas:g})")
+            f"--replicas or --num-cpus (e.g. --num-cpus {have_cpus / args.replicas:g})"
+        )
     return gpus
 
 
@@ -195,8 +239,9 @@ class _Signals:
     def stopping(self, session) -> None:
         """From here on signals are noted, not raised; past the deadline the rest is killed."""
         self.stopping_since = time.monotonic()
-        threading.Thread(target=self._watchdog, args=(session,), daemon=True,
-                         name="asap-serve-stop-watchdog").start()
+        threading.Thread(
+            target=self._watchdog, args=(session,), daemon=True, name="asap-serve-stop-watchdog"
+        ).start()
 
     def _watchdog(self, session) -> None:
         import os
@@ -205,8 +250,11 @@ class _Signals:
         from .serving.ray_cluster import kill
 
         time.sleep(STOP_DEADLINE_S)
-        print(f"warning: Ray did not stop within {STOP_DEADLINE_S:g} s; killing its processes",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: Ray did not stop within {STOP_DEADLINE_S:g} s; killing its processes",
+            file=sys.stderr,
+            flush=True,
+        )
         kill(session.processes())
         if session.owns_dir:
             shutil.rmtree(session.ray_dir, ignore_errors=True)
@@ -226,8 +274,7 @@ def _deploy_error(exc: BaseException) -> errors.AsapDeployError:
             text += "\n" + "\n".join(d.message for d in app.deployments.values())
     except Exception:  # noqa: BLE001 - the status is a nicety; the exception's text remains
         pass
-    found = re.findall(r"asap_deploy\.[\w.]*?\b(\w+(?:Error|Problem|Unavailable)): ([^\n]+)",
-                       text)
+    found = re.findall(r"asap_deploy\.[\w.]*?\b(\w+(?:Error|Problem|Unavailable)): ([^\n]+)", text)
     if found:
         name, message = found[-1]
         cls = getattr(errors, name, None) or getattr(base, name, None)
@@ -235,8 +282,10 @@ def _deploy_error(exc: BaseException) -> errors.AsapDeployError:
             cls = ConfigError
         return cls(f"the replicas could not load the model: {message.strip()}")
     last = [line for line in text.splitlines() if line.strip()][-1:] or [type(exc).__name__]
-    return errors.ToolFailure(f"Ray Serve could not deploy the model: {last[0].strip()} (rerun "
-                              f"with --verbose --ray-dir DIR and read DIR's logs)")
+    return errors.ToolFailure(
+        f"Ray Serve could not deploy the model: {last[0].strip()} (rerun "
+        f"with --verbose --ray-dir DIR and read DIR's logs)"
+    )
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -288,15 +337,21 @@ def _serve(args: argparse.Namespace, export: Path, session, t0: float) -> None:
     from .serving.ray_app import APP_NAME, HEALTH_ROUTE, TRANSLATE_ROUTE, translator_app
 
     gpus = _gpus_per_replica(args, session.resources())
-    logs = {"log_level": "INFO" if args.verbose else "WARNING",
-            "enable_access_log": bool(args.verbose)}
+    logs = {"log_level": "INFO" if args.verbose else "WARNING", "enable_access_log": bool(args.verbose)}
     if not args.verbose:
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    serve.start(http_options={"host": args.host, "port": args.port, "location": "HeadOnly"},
-                logging_config=logs)
-    app = translator_app(str(export), backend=args.backend, replicas=args.replicas,
-                         max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                         num_gpus=gpus, num_cpus=args.num_cpus)
+    serve.start(
+        http_options={"host": args.host, "port": args.port, "location": "HeadOnly"}, logging_config=logs
+    )
+    app = translator_app(
+        str(export),
+        backend=args.backend,
+        replicas=args.replicas,
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        num_gpus=gpus,
+        num_cpus=args.num_cpus,
+    )
     try:
         handle = serve.run(app, name=APP_NAME, route_prefix="/", logging_config=logs)
     except RuntimeError as exc:
@@ -304,11 +359,17 @@ def _serve(args: argparse.Namespace, export: Path, session, t0: float) -> None:
     info = handle.describe.remote().result()
     url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{args.port}"
     inst = " + instance map" if info["instance_map"] else ""
-    print(f"serving {info['model']} ({info['height']}x{info['width']}, {info['input']}{inst}) "
-          f"with {info['backend']} on {args.replicas} replica(s), {gpus:g} GPU each, batches of "
-          f"up to {args.max_batch}", flush=True)
-    print(f"ready in {time.monotonic() - t0:.1f} s: POST {url}{TRANSLATE_ROUTE}, GET "
-          f"{url}{HEALTH_ROUTE}; stop with Ctrl-C or SIGTERM", flush=True)
+    print(
+        f"serving {info['model']} ({info['height']}x{info['width']}, {info['input']}{inst}) "
+        f"with {info['backend']} on {args.replicas} replica(s), {gpus:g} GPU each, batches of "
+        f"up to {args.max_batch}",
+        flush=True,
+    )
+    print(
+        f"ready in {time.monotonic() - t0:.1f} s: POST {url}{TRANSLATE_ROUTE}, GET "
+        f"{url}{HEALTH_ROUTE}; stop with Ctrl-C or SIGTERM",
+        flush=True,
+    )
 
 
 def _shutdown_serve(session) -> None:
@@ -332,8 +393,7 @@ def _shutdown_serve(session) -> None:
     worker.join(SERVE_STOP_S)
     if worker.is_alive() or failure:
         why = failure[0] if failure else f"not within {SERVE_STOP_S:g} s"
-        print(f"warning: Serve did not shut down cleanly ({why}); stopping Ray", file=sys.stderr,
-              flush=True)
+        print(f"warning: Serve did not shut down cleanly ({why}); stopping Ray", file=sys.stderr, flush=True)
 
 
 main = cli.entry(build_parser, run)

@@ -8,6 +8,7 @@ options it should carry (label split, replicate padding) are ones the tensors ca
 ignoring it would export a wrong model that still passes parity against itself. ``--no-opt-file``
 is the way to skip it on purpose.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,17 +52,40 @@ _BOOL = (_as_bool, lambda v: isinstance(v, bool), "True or False")
 _FLOAT = (_as_float, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
 _STR = (_as_str_or_none, lambda v: v is None or isinstance(v, str), "a string or None")
 OPTION_TYPES: Dict[str, Tuple[Callable[[str], Any], Callable[[Any], bool], str]] = {
-    "label_nc": _INT, "contain_dontcare_label": _BOOL, "no_instance_edge": _BOOL,
-    "no_instance_dist": _BOOL, "lr_instance": _BOOL, "reflection_pad": _BOOL,
-    "replicate_pad": _BOOL, "lr_width": _INT, "lr_max_width": _INT, "lr_depth": _INT,
-    "learned_ds_factor": _INT, "hr_width": _INT, "hr_depth": _INT, "output_nc": _INT,
-    "crop_size": _INT, "load_size": _INT, "aspect_ratio": _FLOAT, "hr_coor": _STR,
+    "label_nc": _INT,
+    "contain_dontcare_label": _BOOL,
+    "no_instance_edge": _BOOL,
+    "no_instance_dist": _BOOL,
+    "lr_instance": _BOOL,
+    "reflection_pad": _BOOL,
+    "replicate_pad": _BOOL,
+    "lr_width": _INT,
+    "lr_max_width": _INT,
+    "lr_depth": _INT,
+    "learned_ds_factor": _INT,
+    "hr_width": _INT,
+    "hr_depth": _INT,
+    "output_nc": _INT,
+    "crop_size": _INT,
+    "load_size": _INT,
+    "aspect_ratio": _FLOAT,
+    "hr_coor": _STR,
     "no_one_hot": _BOOL,
 }
 
 #: GeneratorConfig fields taken over unchanged from the option of the same name
-SAME_NAME = ("label_nc", "contain_dontcare_label", "lr_instance", "lr_width", "lr_max_width",
-             "lr_depth", "learned_ds_factor", "hr_width", "hr_depth", "output_nc")
+SAME_NAME = (
+    "label_nc",
+    "contain_dontcare_label",
+    "lr_instance",
+    "lr_width",
+    "lr_max_width",
+    "lr_depth",
+    "learned_ds_factor",
+    "hr_width",
+    "hr_depth",
+    "output_nc",
+)
 
 _BANNER = re.compile(r"^\s*-{3,}.*$")
 _OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*:(.*)$")
@@ -101,16 +125,15 @@ def _read_pkl(path: Path) -> TrainingOptions:
         with open(path, "rb") as f:
             obj = _NamespaceOnly(f).load()
     except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable options file ({_first_line(exc)}); "
-                              f"{SKIP_HINT}") from None
+        raise CheckpointError(
+            f"{path} is not a readable options file ({_first_line(exc)}); {SKIP_HINT}"
+        ) from None
     if not isinstance(obj, argparse.Namespace):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not the training options; "
-                              f"{SKIP_HINT}")
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not the training options; {SKIP_HINT}")
     values = dict(vars(obj))
     for name, (_, accepts, what) in OPTION_TYPES.items():
         if name in values and not accepts(values[name]):
-            raise CheckpointError(f"{path}: option {name} is {values[name]!r}, expected {what}; "
-                                  f"{SKIP_HINT}")
+            raise CheckpointError(f"{path}: option {name} is {values[name]!r}, expected {what}; {SKIP_HINT}")
     return TrainingOptions(path, values)
 
 
@@ -120,13 +143,17 @@ def _read_txt(path: Path) -> TrainingOptions:
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     if b"\0" in raw:
-        raise CheckpointError(f"{path} is not a text file (binary data at byte {raw.index(0)}), so "
-                              f"not the authors' options file; {SKIP_HINT}")
+        raise CheckpointError(
+            f"{path} is not a text file (binary data at byte {raw.index(0)}), so "
+            f"not the authors' options file; {SKIP_HINT}"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CheckpointError(f"{path} is not UTF-8 text (bad byte at {exc.start}), so not the "
-                              f"authors' options file; {SKIP_HINT}") from None
+        raise CheckpointError(
+            f"{path} is not UTF-8 text (bad byte at {exc.start}), so not the "
+            f"authors' options file; {SKIP_HINT}"
+        ) from None
     opts = TrainingOptions(path)
     for no, line in enumerate(text.splitlines(), 1):
         if not line.strip() or _BANNER.match(line):
@@ -135,25 +162,30 @@ def _read_txt(path: Path) -> TrainingOptions:
         if not m:
             shown = line.strip()
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            raise CheckpointError(f"{path} line {no} is not 'name: value' ({shown!r}), so this is "
-                                  f"not the authors' options file; {SKIP_HINT}")
+            raise CheckpointError(
+                f"{path} line {no} is not 'name: value' ({shown!r}), so this is "
+                f"not the authors' options file; {SKIP_HINT}"
+            )
         name, value = m.group(1), m.group(2).split("[default", 1)[0].strip()
         if name in opts.lines:
-            raise CheckpointError(f"{path} line {no} sets {name} again (first on line "
-                                  f"{opts.lines[name]}); {SKIP_HINT}")
+            raise CheckpointError(
+                f"{path} line {no} sets {name} again (first on line {opts.lines[name]}); {SKIP_HINT}"
+            )
         if name in OPTION_TYPES:
             parse, _, what = OPTION_TYPES[name]
             try:
                 opts.values[name] = parse(value)
             except ValueError:
-                raise CheckpointError(f"{path} line {no}: {name}: {value!r} is not {what}; "
-                                      f"{SKIP_HINT}") from None
+                raise CheckpointError(
+                    f"{path} line {no}: {name}: {value!r} is not {what}; {SKIP_HINT}"
+                ) from None
         else:
             opts.values[name] = value
         opts.lines[name] = no
     if not opts.values:
-        raise CheckpointError(f"{path} holds no 'name: value' options, so it is not the authors' "
-                              f"options file; {SKIP_HINT}")
+        raise CheckpointError(
+            f"{path} holds no 'name: value' options, so it is not the authors' options file; {SKIP_HINT}"
+        )
     return opts
 
 
@@ -193,16 +225,21 @@ def options_to_overrides(opts: Mapping[str, Any]) -> Dict[str, Any]:
     elif opts.get("reflection_pad") is False and opts.get("replicate_pad") is False:
         out["padding"] = "zero"
     if opts.get("hr_coor", "cosine") != "cosine":
-        raise ConfigError(f"hr_coor: {opts['hr_coor']!r} is not supported: the positional "
-                          f"encoding must be 'cosine' (the authors' CLI cannot switch it off "
-                          f"either)")
+        raise ConfigError(
+            f"hr_coor: {opts['hr_coor']!r} is not supported: the positional "
+            f"encoding must be 'cosine' (the authors' CLI cannot switch it off "
+            f"either)"
+        )
     return out
 
 
 #: GeneratorConfig field -> the options that set it (for messages)
-FIELD_OPTIONS = {**{n: (n,) for n in SAME_NAME}, "instance_edge": ("no_instance_edge",),
-                 "no_one_hot": ("no_one_hot",),
-                 "padding": ("reflection_pad", "replicate_pad")}
+FIELD_OPTIONS = {
+    **{n: (n,) for n in SAME_NAME},
+    "instance_edge": ("no_instance_edge",),
+    "no_one_hot": ("no_one_hot",),
+    "padding": ("reflection_pad", "replicate_pad"),
+}
 
 
 def describe_field(opts: TrainingOptions, field_name: str) -> str:

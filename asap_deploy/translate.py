@@ -9,6 +9,7 @@ instance edges need ``--instance``: a file (one input) or a folder holding, for 
 Every input file, the instance maps and the --out folder are checked before the model is loaded;
 the file the backend runs is checked against the export's manifest (SHA-256) when it is loaded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,24 +25,45 @@ from .errors import InputError, UsageError
 def build_parser() -> argparse.ArgumentParser:
     from .application import BACKENDS
 
-    p = cli.ArgumentParser(prog="python -m asap_deploy.translate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog="python -m asap_deploy.translate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cli.add_export_argument(p)
-    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
-                   help="label PNGs (RGB images for --no_one_hot models) or folders of them")
+    p.add_argument(
+        "inputs",
+        type=Path,
+        nargs="+",
+        metavar="INPUT",
+        help="label PNGs (RGB images for --no_one_hot models) or folders of them",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    p.add_argument("--backend", default="auto",
-                   choices=BACKENDS,
-                   help="auto: the export's TensorRT engine on a GPU, else ONNX Runtime")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="auto: the export's TensorRT engine on a GPU, else ONNX Runtime",
+    )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
-    p.add_argument("--instance", type=Path, metavar="FILE_OR_DIR",
-                   help="instance-id PNG(s), for models with instance edges")
+    p.add_argument(
+        "--instance",
+        type=Path,
+        metavar="FILE_OR_DIR",
+        help="instance-id PNG(s), for models with instance edges",
+    )
     p.add_argument("--batch", type=int, default=1, metavar="N", help="images per inference call")
-    p.add_argument("--resize", action="store_true",
-                   help="resize inputs of another size to the model's, as the authors' loader "
-                        "does (nearest for ids, bicubic for RGB); without it they are an error")
-    p.add_argument("--side-by-side", action="store_true",
-                   help="also write DIR/side-by-side/<name>.png: colourised label | image")
+    p.add_argument(
+        "--resize",
+        action="store_true",
+        help="resize inputs of another size to the model's, as the authors' loader "
+        "does (nearest for ids, bicubic for RGB); without it they are an error",
+    )
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="also write DIR/side-by-side/<name>.png: colourised label | image",
+    )
     return p
 
 
@@ -58,8 +80,10 @@ def _collect(inputs: Sequence[Path], suffixes: Tuple[str, ...]) -> List[Path]:
     names = {}
     for f in files:
         if f.stem in names:
-            raise InputError(f"{f} and {names[f.stem]} would both be written as {f.stem}.png: "
-                             f"translate them into separate --out folders")
+            raise InputError(
+                f"{f} and {names[f.stem]} would both be written as {f.stem}.png: "
+                f"translate them into separate --out folders"
+            )
         names[f.stem] = f
     return files
 
@@ -68,8 +92,10 @@ def _instance_for(label: Path, instance: Path, single: bool) -> Path:
     if instance.is_file():
         paths.input_file(instance, "instance map")
         if not single:
-            raise InputError(f"--instance {instance} is one file but there are several inputs: "
-                             f"pass the folder holding their instance maps")
+            raise InputError(
+                f"--instance {instance} is one file but there are several inputs: "
+                f"pass the folder holding their instance maps"
+            )
         return instance
     if not instance.is_dir():
         raise InputError(f"--instance {instance} not found")
@@ -79,8 +105,9 @@ def _instance_for(label: Path, instance: Path, single: bool) -> Path:
     for t in tries:
         if t.is_file():
             return paths.input_file(t, "instance map")
-    raise InputError(f"no instance map for {label.name} in {instance} (looked for "
-                     f"{' or '.join(t.name for t in tries)})")
+    raise InputError(
+        f"no instance map for {label.name} in {instance} (looked for {' or '.join(t.name for t in tries)})"
+    )
 
 
 class _Progress:
@@ -97,8 +124,7 @@ class _Progress:
         bar = "#" * int(30 * self.done / self.total)
         line = f"[{bar:<30}] {self.done}/{self.total} images, {rate:.1f} img/s"
         if self.tty:
-            print(f"\r{line}", end="" if self.done < self.total else "\n", file=sys.stderr,
-                  flush=True)
+            print(f"\r{line}", end="" if self.done < self.total else "\n", file=sys.stderr, flush=True)
         elif self.done == self.total or self.done % self.every < n:
             print(line, file=sys.stderr, flush=True)
 
@@ -133,26 +159,32 @@ def run(args: argparse.Namespace) -> int:
         if cfg is None:
             files, insts = _plan(args, gen.config, image_io)
         rgb = gen.input_mode == "rgb"
-        print(f"{len(files)} image{'s' * (len(files) != 1)} -> {args.out} with {gen.backend} "
-              f"({gen.height}x{gen.width})", flush=True)
+        print(
+            f"{len(files)} image{'s' * (len(files) != 1)} -> {args.out} with {gen.backend} "
+            f"({gen.height}x{gen.width})",
+            flush=True,
+        )
         for note in gen.notes:
             print(f"note: {note}", flush=True)
         args.out.mkdir(parents=True, exist_ok=True)
         size = (gen.height, gen.width) if args.resize else None
         progress = _Progress(len(files))
         for start in range(0, len(files), args.batch):
-            chunk = files[start:start + args.batch]
-            xs = [image_io.read_rgb(f, size) if rgb else image_io.read_ids(f, size=size)
-                  for f in chunk]
-            ins = [image_io.read_ids(i, "instance map", size)
-                   for i in insts[start:start + len(chunk)] if i is not None]
+            chunk = files[start : start + args.batch]
+            xs = [image_io.read_rgb(f, size) if rgb else image_io.read_ids(f, size=size) for f in chunk]
+            ins = [
+                image_io.read_ids(i, "instance map", size)
+                for i in insts[start : start + len(chunk)]
+                if i is not None
+            ]
             images = _run_batch(gen, xs, ins, chunk)
             for f, x, img in zip(chunk, xs, images):
                 image_io.write_png(args.out / f"{f.stem}.png", img)
                 if args.side_by_side:
                     left = x if rgb else image_io.colourise(x, gen.config.one_hot_channels)
-                    image_io.write_png(args.out / "side-by-side" / f"{f.stem}.png",
-                                       image_io.side_by_side(left, img))
+                    image_io.write_png(
+                        args.out / "side-by-side" / f"{f.stem}.png", image_io.side_by_side(left, img)
+                    )
             progress.advance(len(chunk))
     finally:
         gen.close()
@@ -164,12 +196,15 @@ def _plan(args: argparse.Namespace, cfg, image_io) -> Tuple[List[Path], List[Opt
     rgb = cfg.no_one_hot
     files = _collect(args.inputs, image_io.RGB_SUFFIXES if rgb else image_io.LABEL_SUFFIXES)
     if cfg.instance_edge and args.instance is None:
-        raise InputError("this model uses instance edges: pass --instance FILE_OR_DIR (instance"
-                         "-id PNGs, e.g. Cityscapes *_instanceIds.png)")
+        raise InputError(
+            "this model uses instance edges: pass --instance FILE_OR_DIR (instance"
+            "-id PNGs, e.g. Cityscapes *_instanceIds.png)"
+        )
     if not cfg.instance_edge and args.instance is not None:
         raise InputError("this model has no instance-edge channel: drop --instance")
-    insts = [None if args.instance is None else
-             _instance_for(f, args.instance, len(files) == 1) for f in files]
+    insts = [
+        None if args.instance is None else _instance_for(f, args.instance, len(files) == 1) for f in files
+    ]
     return files, insts
 
 
@@ -178,8 +213,7 @@ def _run_batch(gen, xs, ins, chunk):
     import numpy as np
 
     ins = ins or [None] * len(xs)
-    stackable = len({x.shape for x in xs}) == 1 and len({getattr(i, "shape", None)
-                                                          for i in ins}) == 1
+    stackable = len({x.shape for x in xs}) == 1 and len({getattr(i, "shape", None) for i in ins}) == 1
     if len(chunk) > 1 and stackable:
         try:
             return list(gen(np.stack(xs), None if ins[0] is None else np.stack(ins)))

@@ -8,6 +8,7 @@ The README table (between ``<!-- gpu-results:begin -->`` and ``<!-- gpu-results:
 per filed GPU, model and batch, the whole-generator medians of the three PyTorch legs and the
 fused kernel's speed-up over the authors' FP32 eager generator, measured in the same run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,17 +77,29 @@ def table(results: Path) -> str:
         for model, batch in keys:
             pick = {r["backend"]: r for r in res if r["model"] == model and r.get("batch", 1) == batch}
             fused = pick.get("torch-fused-fp16+graph") or pick.get("torch-fused-fp16")
-            speed = f"{fused['speedup_vs_fp32_eager']:.1f}x" if fused and "speedup_vs_fp32_eager" in fused else "-"
-            rows.append(f"| {gpu} | {model} | {batch} | {_median(pick.get('torch-eager-fp32'))} | "
-                        f"{_median(pick.get('torch-eager-fp16-cl+graph') or pick.get('torch-eager-fp16-cl'))} | "
-                        f"{_median(fused)} | {speed} | [{bench.parent.name}]({bench.parent.relative_to(ROOT)}) |")
+            speed = (
+                f"{fused['speedup_vs_fp32_eager']:.1f}x"
+                if fused and "speedup_vs_fp32_eager" in fused
+                else "-"
+            )
+            rows.append(
+                f"| {gpu} | {model} | {batch} | {_median(pick.get('torch-eager-fp32'))} | "
+                f"{_median(pick.get('torch-eager-fp16-cl+graph') or pick.get('torch-eager-fp16-cl'))} | "
+                f"{_median(fused)} | {speed} | [{bench.parent.name}]({bench.parent.relative_to(ROOT)}) |"
+            )
     if not rows:
-        return ("No GPU run has been filed yet. On a lent GPU: `bash benchmarks/gpu_evidence.sh`, then "
-                "here: `python benchmarks/file_gpu_evidence.py DIR`.\n")
-    head = ("| GPU | model | batch | FP32 eager ms | FP16 channels-last ms | FP16 G + fused kernel ms "
-            "| fused vs FP32 eager | files |\n|---|---|---|---|---|---|---|---|\n")
-    return ("Whole generator, median GPU compute time (CUDA events), CUDA graphs for the FP16 legs; the "
-            "authors' FP32 eager generator timed in the same run:\n\n" + head + "\n".join(rows) + "\n")
+        return (
+            "No GPU run has been filed yet. On a lent GPU: `bash benchmarks/gpu_evidence.sh`, then "
+            "here: `python benchmarks/file_gpu_evidence.py DIR`.\n"
+        )
+    head = (
+        "| GPU | model | batch | FP32 eager ms | FP16 channels-last ms | FP16 G + fused kernel ms "
+        "| fused vs FP32 eager | files |\n|---|---|---|---|---|---|---|---|\n"
+    )
+    return (
+        "Whole generator, median GPU compute time (CUDA events), CUDA graphs for the FP16 legs; the "
+        "authors' FP32 eager generator timed in the same run:\n\n" + head + "\n".join(rows) + "\n"
+    )
 
 
 def update_readme(readme: Path, text: str) -> None:

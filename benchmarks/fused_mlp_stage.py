@@ -14,6 +14,7 @@ and the kernel's error against PyTorch FP32.
 Without a GPU, ``--emulate`` runs the same script on the CPU emulation build at the size given
 (timings are then the emulator's and are reported as such): the rehearsal of gpu_evidence.sh.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,7 @@ def host_time_ms(fn: Callable[[], object], iterations: int, warmup: int) -> Dict
 def _stats(times) -> Dict[str, float]:
     times = sorted(times)
     q = statistics.quantiles(times, n=100) if len(times) > 1 else times * 99
-    return {"median": statistics.median(times), "p90": q[89], "p99": q[98], "min": times[0],
-            "n": len(times)}
+    return {"median": statistics.median(times), "p90": q[89], "p99": q[98], "min": times[0], "n": len(times)}
 
 
 def channels_last(params, pad_to: int = 8):
@@ -105,8 +105,11 @@ def main() -> int:
     lib = args.library
     if lib is None:
         out = Path(tempfile.mkdtemp())
-        lib = (emulation.build_emulation(out) if args.emulate
-               else build_plugin.build_kernel_library(out, archs=("native",)))
+        lib = (
+            emulation.build_emulation(out)
+            if args.emulate
+            else build_plugin.build_kernel_library(out, archs=("native",))
+        )
     ids = random_ids(spec, args.batch, h, w).to(dev)
     label = one_hot_of(ids.cpu(), args.label_nc - 1, spec.in_channels).to(dev).half()
     params = random_params(spec, args.batch, h // s, w // s).to(dev).half()
@@ -115,19 +118,27 @@ def main() -> int:
     out_img = torch.empty(args.batch, 3, h, w, device=dev, dtype=torch.float16)
     timer = host_time_ms if args.emulate else cuda_time_ms
     nhwc = channels_last(params)
-    res: Dict[str, object] = {"command": " ".join(sys.argv), "height": h, "width": w, "batch": args.batch,
-                              "mode": args.mode, "mlp_channels": spec.channels, "emulated": args.emulate,
-                              "kernel_path": fused.path(x, nhwc)}
+    res: Dict[str, object] = {
+        "command": " ".join(sys.argv),
+        "height": h,
+        "width": w,
+        "batch": args.batch,
+        "mode": args.mode,
+        "mlp_channels": spec.channels,
+        "emulated": args.emulate,
+        "kernel_path": fused.path(x, nhwc),
+    }
     with torch.no_grad():
         res["fused_channels_last_ms"] = timer(lambda: fused(x, nhwc, out_img), args.iterations, args.warmup)
         res["fused_nchw_ms"] = timer(lambda: fused(x, params, out_img), args.iterations, args.warmup)
         ref_mod = PixelwiseMLP(spec).to(dev)
         if not args.emulate:  # FP16 matmuls on a CPU are emulated by PyTorch: no reference there
-            res["torch_fp16_tile_matmul_ms"] = cuda_time_ms(lambda: ref_mod(label, params), args.iterations,
-                                                            args.warmup)
+            res["torch_fp16_tile_matmul_ms"] = cuda_time_ms(
+                lambda: ref_mod(label, params), args.iterations, args.warmup
+            )
             a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
             dense = cuda_time_ms(lambda: a @ a, 20, 5)["median"]
-            res["dense_fp16_matmul_tflops"] = 2 * 8192 ** 3 / dense / 1e9
+            res["dense_fp16_matmul_tflops"] = 2 * 8192**3 / dense / 1e9
         err = (fused(x, nhwc).float() - ref_mod(label.float(), params.float())).abs().max().item()
     res["max_abs_error_vs_fp32"] = err
     flops = 2.0 * spec.macs_per_pixel * h * w * args.batch

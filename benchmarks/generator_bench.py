@@ -15,6 +15,7 @@ the same preset and batch over this leg's.
 ``--rehearse`` runs the same script on the CPU at toy widths, the FP16 legs in FP32 and the fused
 leg on the kernel's emulation build: a rehearsal of gpu_evidence.sh, not a measurement.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,21 @@ def legs(rehearse: bool):
     dev = "cpu" if rehearse else "cuda"
     half = "fp32" if rehearse else "fp16"  # FP16 convolutions on a CPU are emulated by PyTorch
     out = [("torch-eager-fp32", lambda g, lib, res: TorchEagerRunner(g, "fp32", dev, resolution=res), False)]
-    for graph in ((False,) if rehearse else (False, True)):  # no CUDA graphs on a CPU
-        out.append((f"torch-eager-{half}-cl", lambda g, lib, res: TorchEagerRunner(
-            g, half, dev, resolution=res, channels_last=True), graph))
-        out.append((f"torch-fused-{half}", lambda g, lib, res: TorchFusedRunner(
-            g, lib, res, precision=half, device=dev), graph))
+    for graph in (False,) if rehearse else (False, True):  # no CUDA graphs on a CPU
+        out.append(
+            (
+                f"torch-eager-{half}-cl",
+                lambda g, lib, res: TorchEagerRunner(g, half, dev, resolution=res, channels_last=True),
+                graph,
+            )
+        )
+        out.append(
+            (
+                f"torch-fused-{half}",
+                lambda g, lib, res: TorchFusedRunner(g, lib, res, precision=half, device=dev),
+                graph,
+            )
+        )
     return out
 
 
@@ -84,15 +95,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     lib = args.library
     if lib is None:
         d = Path(tempfile.mkdtemp())
-        lib = emulation.build_emulation(d) if args.rehearse else build_plugin.build_kernel_library(d, ("native",))
+        lib = (
+            emulation.build_emulation(d)
+            if args.rehearse
+            else build_plugin.build_kernel_library(d, ("native",))
+        )
     results: List[Dict] = []
     for preset in args.presets:
         gen, h, w = model(preset, args.rehearse)
         for batch in args.batches:
             feeds = {"label": scene_feeds(gen.config, batch, h, w, seed=1)["label"]}
             for name, make, graph in legs(args.rehearse):
-                base = {"model": preset, "resolution": f"{h}x{w}", "megapixels": h * w / 1e6,
-                        "backend": name + ("+graph" if graph else ""), "batch": batch}
+                base = {
+                    "model": preset,
+                    "resolution": f"{h}x{w}",
+                    "megapixels": h * w / 1e6,
+                    "backend": name + ("+graph" if graph else ""),
+                    "batch": batch,
+                }
                 runner = make(gen, lib, (h, w))
                 try:
                     runner.activate()
@@ -102,15 +122,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                 try:
                     opts = TimingOptions(args.warmup, args.iterations, args.duration, graph, True, batch)
                     results.append({**base, **time_runner(runner, feeds, opts)})
-                    print(f"{preset} b{batch} {base['backend']}: "
-                          f"{results[-1]['compute']['median']:.3f} ms", flush=True)
+                    print(
+                        f"{preset} b{batch} {base['backend']}: {results[-1]['compute']['median']:.3f} ms",
+                        flush=True,
+                    )
                 finally:
                     runner.deactivate()
             del feeds
         del gen
     for r in results:
-        ref = next((x for x in results if x["model"] == r["model"] and x["batch"] == r["batch"]
-                    and x["backend"] == "torch-eager-fp32" and "compute" in x), None)
+        ref = next(
+            (
+                x
+                for x in results
+                if x["model"] == r["model"]
+                and x["batch"] == r["batch"]
+                and x["backend"] == "torch-eager-fp32"
+                and "compute" in x
+            ),
+            None,
+        )
         if ref and "compute" in r:
             r["speedup_vs_fp32_eager"] = ref["compute"]["median"] / r["compute"]["median"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -119,15 +150,29 @@ def main(argv: Optional[List[str]] = None) -> int:
         env["note"] = "rehearsal on the CPU: toy widths, FP32 legs, emulated kernel: not a measurement"
     write_json(args.out / "bench.json", {"environment": env, "results": results})
     header = ["model", "batch", "backend", "compute median ms", "p90 ms", "p99 ms", "vs FP32 eager"]
-    body = [[r["model"], str(r["batch"]), r["backend"]] + (
-        [f"{r['compute']['median']:.3f}", f"{r['compute']['p90']:.3f}", f"{r['compute']['p99']:.3f}",
-         f"{r.get('speedup_vs_fp32_eager', float('nan')):.2f}x"] if "compute" in r else
-        ["", "", "", "skipped: " + r.get("skipped", "")]) for r in results]
+    body = [
+        [r["model"], str(r["batch"]), r["backend"]]
+        + (
+            [
+                f"{r['compute']['median']:.3f}",
+                f"{r['compute']['p90']:.3f}",
+                f"{r['compute']['p99']:.3f}",
+                f"{r.get('speedup_vs_fp32_eager', float('nan')):.2f}x",
+            ]
+            if "compute" in r
+            else ["", "", "", "skipped: " + r.get("skipped", "")]
+        )
+        for r in results
+    ]
     device = env.get("gpu") or env["cpu"]
-    (args.out / "bench.md").write_text(f"Device: {device}; command: `{env['command']}`\n\n"
-                                       + markdown_table(header, body))
-    why = plot_latency([r for r in results if r["batch"] == args.batches[0]], args.out / "latency.png",
-                       f"ASAP-Net generator latency, batch {args.batches[0]}, {device}")
+    (args.out / "bench.md").write_text(
+        f"Device: {device}; command: `{env['command']}`\n\n" + markdown_table(header, body)
+    )
+    why = plot_latency(
+        [r for r in results if r["batch"] == args.batches[0]],
+        args.out / "latency.png",
+        f"ASAP-Net generator latency, batch {args.batches[0]}, {device}",
+    )
     print(markdown_table(header, body))
     if why:
         print(f"no plot: {why}")

@@ -16,6 +16,7 @@ comes back from a device machine. ``--dry-run`` rehearses every stage on a CPU: 
 through the emulation build (sanitizers: its ASan and TSan builds), PyTorch on the CPU at toy
 sizes, the access report instead of ncu; CI runs it so the script cannot rot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,22 +33,23 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-#: seconds per stage on the GPU, and for the whole run: it ends within 8 minutes on an H100
+#: seconds per stage on the GPU, and for the whole run (a budget sized for an H100; never run on a GPU yet)
 #: (each stage gets the smaller of its box and what is left of the total)
-BOXES = {"build": 75, "kernels": 90, "sanitizer": 50, "generator": 140, "stage": 40, "profile": 45,
-         "rtx": 60}
+BOXES = {"build": 75, "kernels": 90, "sanitizer": 50, "generator": 140, "stage": 40, "profile": 45, "rtx": 60}
 TOTAL = 470
 SANITIZER_CASES = ("35x16-one_hot-tc", "35x16-one_hot-fp16-shared", "13x32-label_ids-fp32-global")
-NCU_METRICS = ",".join([
-    "sm__warps_active.avg.pct_of_peak_sustained_active",            # achieved occupancy
-    "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
-    "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum",
-    "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum",
-    "l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum",
-    "dram__throughput.avg.pct_of_peak_sustained_elapsed",
-    "lts__throughput.avg.pct_of_peak_sustained_elapsed",
-    "gpu__time_duration.sum",
-])
+NCU_METRICS = ",".join(
+    [
+        "sm__warps_active.avg.pct_of_peak_sustained_active",  # achieved occupancy
+        "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
+        "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum",
+        "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum",
+        "l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum",
+        "dram__throughput.avg.pct_of_peak_sustained_elapsed",
+        "lts__throughput.avg.pct_of_peak_sustained_elapsed",
+        "gpu__time_duration.sum",
+    ]
+)
 
 
 class Run:
@@ -60,8 +62,11 @@ class Run:
             d.mkdir(parents=True, exist_ok=True)
         self.stages: List[Dict] = []
         self.deadline = time.monotonic() + TOTAL * (6 if dry else 1)
-        self.env = dict(os.environ, PYTHONUNBUFFERED="1",
-                        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        self.env = dict(
+            os.environ,
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        )
 
     def sh(self, name: str, cmd: List[str], box: float, log: str, **kw) -> Tuple[int, str]:
         """Run ``cmd`` within what is left of the stage's box; its output goes to logs/``log``."""
@@ -70,8 +75,14 @@ class Run:
             f.write(f"$ {' '.join(map(str, cmd))}\n")
             f.flush()
             try:
-                rc = subprocess.run([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT,
-                                    cwd=ROOT, env=kw.get("env", self.env), timeout=max(box, 1)).returncode
+                rc = subprocess.run(
+                    [str(c) for c in cmd],
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    cwd=ROOT,
+                    env=kw.get("env", self.env),
+                    timeout=max(box, 1),
+                ).returncode
             except subprocess.TimeoutExpired:
                 f.write(f"\n[gpu_evidence] {name}: timed out after {box:.0f} s\n")
                 rc = 124
@@ -86,8 +97,14 @@ class Run:
         t0 = time.monotonic()
         box = min(BOXES[name] * scale, self.deadline - t0)
         if box < 5:
-            self.stages.append({"stage": name, "status": "skipped", "seconds": 0.0,
-                                "detail": "no time left in the run's total box"})
+            self.stages.append(
+                {
+                    "stage": name,
+                    "status": "skipped",
+                    "seconds": 0.0,
+                    "detail": "no time left in the run's total box",
+                }
+            )
             print(f"[{name}] skipped: no time left", flush=True)
             return
         print(f"[{name}] ...", flush=True)
@@ -101,20 +118,30 @@ class Run:
 
 
 def environment(dry: bool) -> Dict[str, object]:
-    env: Dict[str, object] = {"python": platform.python_version(), "platform": platform.platform(),
-                              "dry_run": dry, "command": " ".join(sys.argv)}
+    env: Dict[str, object] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "dry_run": dry,
+        "command": " ".join(sys.argv),
+    }
     try:
         import torch
 
         env["torch"], env["cuda_runtime"] = torch.__version__, torch.version.cuda
         if torch.cuda.is_available():
             p = torch.cuda.get_device_properties(0)
-            env.update(gpu=p.name, compute_capability=f"{p.major}.{p.minor}",
-                       sm_count=p.multi_processor_count, gpu_memory_gib=round(p.total_memory / 2**30, 1))
+            env.update(
+                gpu=p.name,
+                compute_capability=f"{p.major}.{p.minor}",
+                sm_count=p.multi_processor_count,
+                gpu_memory_gib=round(p.total_memory / 2**30, 1),
+            )
     except Exception as exc:  # recorded, not fatal
         env["torch_error"] = str(exc)
-    for key, cmd in (("driver", ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]),
-                     ("nvcc", ["nvcc", "--version"])):
+    for key, cmd in (
+        ("driver", ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]),
+        ("nvcc", ["nvcc", "--version"]),
+    ):
         try:
             text = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
             env[key] = text.splitlines()[-1] if text else None
@@ -136,35 +163,63 @@ def build(r: Run, box: float) -> Tuple[str, str]:
     if r.dry:
         cmd = [PY, "-m", "asap_deploy.build_plugin", "--emulate", "--out", r.engines]
         return ok(*r.sh("build", cmd, box, "build.log"), "emulation build and CPU reference")
-    rc, tail = r.sh("build", [PY, "-m", "asap_deploy.build_plugin", "--arch", "native", "--no-plugin",
-                              "--out", r.engines], box, "build.log")
+    rc, tail = r.sh(
+        "build",
+        [PY, "-m", "asap_deploy.build_plugin", "--arch", "native", "--no-plugin", "--out", r.engines],
+        box,
+        "build.log",
+    )
     if rc:
         return ok(rc, tail, "")
     left = box - (time.monotonic() - t0)
-    code = ("from asap_deploy.build_plugin import build_cuda_case_runner as b; "
-            f"print(b({str(r.engines)!r}))")
-    return ok(*r.sh("build", [PY, "-c", code], left, "build.log"),
-              "libasap_spatial_mlp.so, asap_cuda_cases, CPU reference (sm of this GPU)")
+    code = f"from asap_deploy.build_plugin import build_cuda_case_runner as b; print(b({str(r.engines)!r}))"
+    return ok(
+        *r.sh("build", [PY, "-c", code], left, "build.log"),
+        "libasap_spatial_mlp.so, asap_cuda_cases, CPU reference (sm of this GPU)",
+    )
 
 
 def kernels(r: Run, box: float) -> Tuple[str, str]:
     report = r.work / "kernel-tests.xml"
     if r.dry:
-        cmd = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_kernel_emulated.py",
-               "-k", "35x16 or S8 or ids-wide", f"--junitxml={report}"]
+        cmd = [
+            PY,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_kernel_emulated.py",
+            "-k",
+            "35x16 or S8 or ids-wide",
+            f"--junitxml={report}",
+        ]
     else:
-        cmd = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", "-rs",
-               "tests/test_kernel_gpu.py", f"--junitxml={report}"]
+        cmd = [
+            PY,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "gpu",
+            "-rs",
+            "tests/test_kernel_gpu.py",
+            f"--junitxml={report}",
+        ]
     env = dict(r.env, ASAP_KERNEL_LIBRARY=str(r.engines / "libasap_spatial_mlp.so"))
     rc, tail = r.sh("kernels", cmd, box, "kernel-tests.log", env=env)
     return ok(rc, tail, tail)
 
 
 def _case_file(r: Run) -> Path:
-    code = ("import sys; sys.path.insert(0, 'tests'); from pathlib import Path; "
-            "from kernel_cases import CASES, write_case_file; "
-            f"write_case_file([c for c in CASES if c.name in {SANITIZER_CASES!r}], "
-            f"Path({str(r.work / 'sanitizer-cases.txt')!r}))")
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; "
+        "from kernel_cases import CASES, write_case_file; "
+        f"write_case_file([c for c in CASES if c.name in {SANITIZER_CASES!r}], "
+        f"Path({str(r.work / 'sanitizer-cases.txt')!r}))"
+    )
     subprocess.run([PY, "-c", code], cwd=ROOT, env=r.env, check=True, timeout=120)
     return r.work / "sanitizer-cases.txt"
 
@@ -175,17 +230,23 @@ def sanitizer(r: Run, box: float) -> Tuple[str, str]:
     results = []
     if r.dry:
         for flavour in ("address", "thread"):
-            code = ("from asap_deploy.emulation import build_emulation; "
-                    f"print(build_emulation({str(r.engines)!r}, {flavour!r}))")
+            code = (
+                "from asap_deploy.emulation import build_emulation; "
+                f"print(build_emulation({str(r.engines)!r}, {flavour!r}))"
+            )
             rc, tail = r.sh("sanitizer", [PY, "-c", code], box - (time.monotonic() - t0), "sanitizer.log")
             if rc:
                 return ok(rc, tail, "")
-        runs = [("asan+ubsan", [r.engines / "asap_emu_cases_asan", cases]),
-                ("tsan", [r.engines / "asap_emu_cases_tsan", cases])]
+        runs = [
+            ("asan+ubsan", [r.engines / "asap_emu_cases_asan", cases]),
+            ("tsan", [r.engines / "asap_emu_cases_tsan", cases]),
+        ]
     else:
         tool = shutil.which("compute-sanitizer") or "/usr/local/cuda/bin/compute-sanitizer"
-        runs = [(t, [tool, "--tool", t, "--error-exitcode", "99", r.engines / "asap_cuda_cases", cases])
-                for t in ("memcheck", "racecheck", "synccheck")]
+        runs = [
+            (t, [tool, "--tool", t, "--error-exitcode", "99", r.engines / "asap_cuda_cases", cases])
+            for t in ("memcheck", "racecheck", "synccheck")
+        ]
     for name, cmd in runs:
         rc, tail = r.sh("sanitizer", cmd, box - (time.monotonic() - t0), "sanitizer.log")
         results.append(f"{name}: {'clean' if rc == 0 else f'exit {rc}'}")
@@ -197,16 +258,30 @@ def generator(r: Run, box: float) -> Tuple[str, str]:
     lib = r.engines / ("libasap_spatial_mlp_emu.so" if r.dry else "libasap_spatial_mlp.so")
     cmd = [PY, "benchmarks/generator_bench.py", "--out", r.out, "--library", lib]
     if r.dry:
-        cmd += ["--rehearse", "--presets", "cityscapes-256x512", "--batches", "1", "2",
-                "--iterations", "2", "--duration", "0", "--warmup", "0"]
+        cmd += [
+            "--rehearse",
+            "--presets",
+            "cityscapes-256x512",
+            "--batches",
+            "1",
+            "2",
+            "--iterations",
+            "2",
+            "--duration",
+            "0",
+            "--warmup",
+            "0",
+        ]
     rc, tail = r.sh("generator", cmd, box, "generator.log")
     if rc == 0:
         res = json.loads((r.out / "bench.json").read_text())["results"]
         best = [x for x in res if x["backend"].startswith("torch-fused") and "speedup_vs_fp32_eager" in x]
         if best:
             top = max(best, key=lambda x: x["megapixels"] * 10 + x["batch"])
-            tail = (f"{len(res)} results; {top['model']} batch {top['batch']} {top['backend']}: "
-                    f"{top['compute']['median']:.3f} ms, {top['speedup_vs_fp32_eager']:.1f}x vs FP32 eager")
+            tail = (
+                f"{len(res)} results; {top['model']} batch {top['batch']} {top['backend']}: "
+                f"{top['compute']['median']:.3f} ms, {top['speedup_vs_fp32_eager']:.1f}x vs FP32 eager"
+            )
     return ok(rc, tail, tail)
 
 
@@ -214,34 +289,80 @@ def stage_bench(r: Run, box: float) -> Tuple[str, str]:
     lib = r.engines / ("libasap_spatial_mlp_emu.so" if r.dry else "libasap_spatial_mlp.so")
     out = r.work / "stage"
     t0 = time.monotonic()
-    sizes = [("256", "32", "one_hot")] if r.dry else [("1024", "2048", "one_hot"), ("1024", "2048", "label_ids"),
-                                                       ("256", "512", "one_hot")]
+    sizes = (
+        [("256", "32", "one_hot")]
+        if r.dry
+        else [("1024", "2048", "one_hot"), ("1024", "2048", "label_ids"), ("256", "512", "one_hot")]
+    )
     details = []
     for h, w, mode in sizes:
-        cmd = [PY, "benchmarks/fused_mlp_stage.py", "--height", h, "--width", w, "--mode", mode,
-               "--library", lib, "--out", out]
+        cmd = [
+            PY,
+            "benchmarks/fused_mlp_stage.py",
+            "--height",
+            h,
+            "--width",
+            w,
+            "--mode",
+            mode,
+            "--library",
+            lib,
+            "--out",
+            out,
+        ]
         cmd += ["--emulate", "--iterations", "1", "--warmup", "0"] if r.dry else ["--iterations", "50"]
         rc, tail = r.sh("stage", cmd, box - (time.monotonic() - t0), "stage.log")
         if rc:
             return ok(rc, tail, "")
         res = json.loads((out / f"fused_mlp_stage_{h}x{w}_{mode}.json").read_text())
         frac = res.get("fraction_of_dense_fp16")
-        details.append(f"{h}x{w} {mode}: {res['fused_channels_last_ms']['median']:.3f} ms, "
-                       f"{res['fused_tflops']:.1f} TFLOP/s" + (f" ({100 * frac:.0f}% of dense FP16)" if frac else ""))
+        details.append(
+            f"{h}x{w} {mode}: {res['fused_channels_last_ms']['median']:.3f} ms, "
+            f"{res['fused_tflops']:.1f} TFLOP/s" + (f" ({100 * frac:.0f}% of dense FP16)" if frac else "")
+        )
     return "ok", "; ".join(details)
 
 
 def profile(r: Run, box: float) -> Tuple[str, str]:
     if r.dry:  # no ncu on a CPU: the emulated access counts stand in
-        cmd = [PY, "-m", "asap_deploy.kernel_report", "--settings", "cityscapes-256x512", "--no-ptxas",
-               "--out", r.work / "access-report"]
+        cmd = [
+            PY,
+            "-m",
+            "asap_deploy.kernel_report",
+            "--settings",
+            "cityscapes-256x512",
+            "--no-ptxas",
+            "--out",
+            r.work / "access-report",
+        ]
         return ok(*r.sh("profile", cmd, box, "profile.log"), "emulated access report (no ncu on a CPU)")
     ncu = shutil.which("ncu") or "/usr/local/cuda/bin/ncu"
     csv = r.work / "ncu.csv"
     lib = r.engines / "libasap_spatial_mlp.so"
-    cmd = [ncu, "--metrics", NCU_METRICS, "--kernel-name", "regex:tensor_core_kernel", "--launch-count", "2",
-           "--csv", "--log-file", csv, PY, "benchmarks/fused_mlp_stage.py", "--height", "1024", "--width",
-           "2048", "--iterations", "1", "--warmup", "0", "--library", lib]
+    cmd = [
+        ncu,
+        "--metrics",
+        NCU_METRICS,
+        "--kernel-name",
+        "regex:tensor_core_kernel",
+        "--launch-count",
+        "2",
+        "--csv",
+        "--log-file",
+        csv,
+        PY,
+        "benchmarks/fused_mlp_stage.py",
+        "--height",
+        "1024",
+        "--width",
+        "2048",
+        "--iterations",
+        "1",
+        "--warmup",
+        "0",
+        "--library",
+        lib,
+    ]
     rc, tail = r.sh("profile", cmd, box, "profile.log")
     return ok(rc, tail, f"ncu metrics in {csv.name}")
 
@@ -254,8 +375,12 @@ def rtx(r: Run, box: float) -> Tuple[str, str]:
         if not found:
             return "skipped", f"no TensorRT for RTX wheels in {wheels} (benchmarks/README.md: staging)"
         site = Path("/tmp/asap-rtx-site")
-        rc, tail = r.sh("rtx", [PY, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", site,
-                                *found], box, "rtx.log")
+        rc, tail = r.sh(
+            "rtx",
+            [PY, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", site, *found],
+            box,
+            "rtx.log",
+        )
         if rc:
             return ok(rc, tail, "")
         env = dict(r.env, PYTHONPATH=os.pathsep.join([str(site), r.env["PYTHONPATH"]]))
@@ -275,16 +400,26 @@ def rtx(r: Run, box: float) -> Tuple[str, str]:
 def pack(r: Run, env: Dict) -> None:
     (r.work / "environment.json").write_text(json.dumps(env, indent=1) + "\n")
     (r.out / "stages.json").write_text(json.dumps({"environment": env, "stages": r.stages}, indent=1) + "\n")
-    lines = [f"# GPU evidence: {env.get('gpu') or 'dry run on ' + platform.node()}", "",
-             f"command: `{env['command']}`", "", "| stage | status | seconds | detail |", "|---|---|---|---|"]
+    lines = [
+        f"# GPU evidence: {env.get('gpu') or 'dry run on ' + platform.node()}",
+        "",
+        f"command: `{env['command']}`",
+        "",
+        "| stage | status | seconds | detail |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {s['stage']} | {s['status']} | {s['seconds']} | {s['detail']} |" for s in r.stages]
     if (r.out / "bench.md").is_file():
         lines += ["", (r.out / "bench.md").read_text()]
     (r.out / "summary.md").write_text("\n".join(lines) + "\n")
     with tarfile.open(r.out / "evidence.tar.gz", "w:gz") as tar:
         for p in sorted(r.work.rglob("*")):
-            if p.is_file() and p.suffix not in (".so", ".o") and p.stat().st_size < 8 << 20 \
-                    and not p.name.startswith("asap_"):
+            if (
+                p.is_file()
+                and p.suffix not in (".so", ".o")
+                and p.stat().st_size < 8 << 20
+                and not p.name.startswith("asap_")
+            ):
                 tar.add(p, arcname=str(p.relative_to(r.work)))
     shutil.rmtree(r.work, ignore_errors=True)
 
@@ -303,12 +438,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.monotonic()
     env = environment(args.dry_run)
     if not args.dry_run and not env.get("gpu"):
-        print("error: no CUDA GPU visible to PyTorch; on a machine without one, pass --dry-run", file=sys.stderr)
+        print(
+            "error: no CUDA GPU visible to PyTorch; on a machine without one, pass --dry-run", file=sys.stderr
+        )
         return 2
     r = Run(out, args.dry_run)
     print(f"gpu_evidence: {env.get('gpu') or 'dry run'} -> {out}", flush=True)
-    fns = {"build": build, "kernels": kernels, "sanitizer": sanitizer, "generator": generator,
-           "stage": stage_bench, "profile": profile, "rtx": rtx}
+    fns = {
+        "build": build,
+        "kernels": kernels,
+        "sanitizer": sanitizer,
+        "generator": generator,
+        "stage": stage_bench,
+        "profile": profile,
+        "rtx": rtx,
+    }
     for name in args.stages:
         r.stage(name, lambda box, f=fns[name]: f(r, box))
     env["total_seconds"] = round(time.monotonic() - t0, 1)

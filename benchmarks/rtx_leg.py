@@ -8,6 +8,7 @@ H100 is sm_90, so whether it runs there is what this finds out), and times it wi
 (``python -m asap_deploy.bench``, backend trt-fp16). Writes ``rtx.json`` with each step's outcome.
 With --rehearse (a CPU) the engine is built ahead of time and the timing is reported as skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ def export(out: Path, rehearse: bool) -> Path:
         from asap_deploy.config import GeneratorConfig
         from asap_deploy.demo import demo_generator
 
-        cfg = GeneratorConfig(label_nc=5, downsampling=32, lr_width=8, lr_max_width=16, lr_depth=2,
-                              hr_width=16)
+        cfg = GeneratorConfig(
+            label_nc=5, downsampling=32, lr_width=8, lr_max_width=16, lr_depth=2, hr_width=16
+        )
         ckpt = out / "toy_net_G.pth"
         torch.save(OrderedDict(demo_generator(cfg, seed=3).state_dict()), ckpt)
         argv = [str(ckpt), "--width", "64"]
@@ -67,13 +69,33 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         onnx_path = folder / "asapnet_fp16.onnx"
         plan = engine_path(onnx_path, "tensorrt_rtx")
-        side = build_engine(onnx_path, plan, BuildOptions(module="tensorrt_rtx", progress=False, plugin="none"))
-        res["build"] = {"ok": True, "seconds": side["build_seconds"], "engine_mib": round(plan.stat().st_size / 2**20, 1),
-                        "gpu": side["gpu"]}
+        side = build_engine(
+            onnx_path, plan, BuildOptions(module="tensorrt_rtx", progress=False, plugin="none")
+        )
+        res["build"] = {
+            "ok": True,
+            "seconds": side["build_seconds"],
+            "engine_mib": round(plan.stat().st_size / 2**20, 1),
+            "gpu": side["gpu"],
+        }
         from asap_deploy.bench import main as bench_main
 
-        rc = bench_main(["--export", str(folder), "--backends", "trt-fp16", "--trt-module", "tensorrt_rtx",
-                         "--out", str(args.out / "bench"), "--iterations", "50", "--duration", "1"])
+        rc = bench_main(
+            [
+                "--export",
+                str(folder),
+                "--backends",
+                "trt-fp16",
+                "--trt-module",
+                "tensorrt_rtx",
+                "--out",
+                str(args.out / "bench"),
+                "--iterations",
+                "50",
+                "--duration",
+                "1",
+            ]
+        )
         bench = json.loads((args.out / "bench" / "bench.json").read_text())["results"][0]
         res["run"] = {k: bench[k] for k in ("compute", "latency", "skipped", "failed") if k in bench}
         res["runs_on_this_gpu"] = "compute" in bench
@@ -83,10 +105,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         res["traceback"] = traceback.format_exc()
         status = 1
     (args.out / "rtx.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
-    summary = res.get("error") or (f"built in {res['build']['seconds']}s; "
-                                   + ("ran: " + f"{res['run']['compute']['median']:.3f} ms"
-                                      if res.get("runs_on_this_gpu") else "not run: "
-                                      + str(res.get("run", {}).get("skipped") or res.get("run", {}).get("failed"))))
+    summary = res.get("error") or (
+        f"built in {res['build']['seconds']}s; "
+        + (
+            "ran: " + f"{res['run']['compute']['median']:.3f} ms"
+            if res.get("runs_on_this_gpu")
+            else "not run: " + str(res.get("run", {}).get("skipped") or res.get("run", {}).get("failed"))
+        )
+    )
     print(summary)
     return status
 

@@ -12,6 +12,7 @@ The clients run on the same machine as the server and share its CPUs. For refere
 image through the Python API in this process (no server) is timed first. Writes serve.json and
 serve.md into ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,10 +43,13 @@ READY_TIMEOUT_S = 300
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--export", type=Path, default=ROOT / "build" / "cityscapes-256x512",
-                   help="export folder (default: the set-up's build/cityscapes-256x512)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=ROOT / "build" / "cityscapes-256x512",
+        help="export folder (default: the set-up's build/cityscapes-256x512)",
+    )
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     p.add_argument("--max-batch", type=int, nargs="+", default=[1, 4])
     p.add_argument("--batch-wait-ms", type=float, default=10.0)
@@ -68,7 +72,7 @@ def inputs_for(gen, label_path: Path, inst_path: Path):
     else:
         rng = np.random.default_rng(0)
         cells = rng.integers(0, gen.label_nc, (gen.height // 16 + 1, gen.width // 16 + 1))
-        label = cells.repeat(16, 0).repeat(16, 1)[:gen.height, :gen.width].astype(np.uint8)
+        label = cells.repeat(16, 0).repeat(16, 1)[: gen.height, : gen.width].astype(np.uint8)
         inst = (np.arange(label.size).reshape(label.shape) // 4096).astype(np.uint16)
         label_png, inst_png = png_bytes(label), png_bytes(inst)
     if not gen.needs_instance_map:
@@ -91,8 +95,9 @@ def encode(label_png: bytes, inst_png: Optional[bytes]) -> Tuple[bytes, str]:
         return label_png, "image/png"
     from urllib3 import encode_multipart_formdata
 
-    return encode_multipart_formdata({"label": ("label.png", label_png, "image/png"),
-                                      "instance": ("instance.png", inst_png, "image/png")})
+    return encode_multipart_formdata(
+        {"label": ("label.png", label_png, "image/png"), "instance": ("instance.png", inst_png, "image/png")}
+    )
 
 
 def free_port() -> int:
@@ -106,12 +111,25 @@ class Server:
 
     def __init__(self, export: Path, replicas: int, max_batch: int, wait_ms: float) -> None:
         self.port = free_port()
-        self.argv = [sys.executable, "-m", "asap_deploy.serve", str(export),
-                     "--replicas", str(replicas), "--max-batch", str(max_batch),
-                     "--batch-wait-ms", f"{wait_ms:g}", "--host", "127.0.0.1",
-                     "--port", str(self.port)]
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, cwd=str(ROOT))
+        self.argv = [
+            sys.executable,
+            "-m",
+            "asap_deploy.serve",
+            str(export),
+            "--replicas",
+            str(replicas),
+            "--max-batch",
+            str(max_batch),
+            "--batch-wait-ms",
+            f"{wait_ms:g}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(ROOT)
+        )
         self.lines: List[str] = []
         self.ready_s = self._wait_ready()
         self.url = f"http://127.0.0.1:{self.port}/v1/translate"
@@ -161,12 +179,18 @@ def measure(server: Server, body: bytes, ctype: str, expected: bytes, args) -> D
     lat = np.array([(r[1] - r[0]) * 1000 for r in ok])
     span = max(r[1] for r in ok) - min(r[0] for r in ok)
     batches = [r[3] for r in ok]
-    return {"requests": len(results), "answered": len(ok), "errors": len(results) - len(ok),
-            "wrong_bytes": int(wrong), "requests_per_s": round(len(ok) / span, 3),
-            "p50_ms": round(float(np.percentile(lat, 50)), 1),
-            "p99_ms": round(float(np.percentile(lat, 99)), 1),
-            "mean_ms": round(float(lat.mean()), 1),
-            "mean_batch": round(float(np.mean(batches)), 2), "max_batch_seen": int(max(batches))}
+    return {
+        "requests": len(results),
+        "answered": len(ok),
+        "errors": len(results) - len(ok),
+        "wrong_bytes": int(wrong),
+        "requests_per_s": round(len(ok) / span, 3),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "mean_ms": round(float(lat.mean()), 1),
+        "mean_batch": round(float(np.mean(batches)), 2),
+        "max_batch_seen": int(max(batches)),
+    }
 
 
 def markdown(report: Dict[str, object]) -> str:
@@ -192,17 +216,24 @@ def markdown(report: Dict[str, object]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
-        lines.append(f"| {r['replicas']} | {r['max_batch']} | {r['requests_per_s']:.2f} | "
-                     f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['mean_batch']:.2f} | "
-                     f"{r['answered']}/{r['requests']} | {r['wrong_bytes']} | {r['ready_s']:.1f} | "
-                     f"{r['stop_s']:.1f} | {r['load_avg_1min'][0]:.1f} / "
-                     f"{r['load_avg_1min'][1]:.1f} |")
-    lines += ["", "The load average (1 min, of the whole machine, before and after each row) shows "
-              "what else was running: on 2 cores, anything above ~2 means other work slowed the "
-              "numbers down.", "",
-              f"{report['requests']} timed requests per row after {report['warmup']} untimed; "
-              f"p99 of {report['requests']} samples is close to the maximum. Every answer was "
-              f"compared with the bytes of the Python API (`wrong bytes`).", ""]
+        lines.append(
+            f"| {r['replicas']} | {r['max_batch']} | {r['requests_per_s']:.2f} | "
+            f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['mean_batch']:.2f} | "
+            f"{r['answered']}/{r['requests']} | {r['wrong_bytes']} | {r['ready_s']:.1f} | "
+            f"{r['stop_s']:.1f} | {r['load_avg_1min'][0]:.1f} / "
+            f"{r['load_avg_1min'][1]:.1f} |"
+        )
+    lines += [
+        "",
+        "The load average (1 min, of the whole machine, before and after each row) shows "
+        "what else was running: on 2 cores, anything above ~2 means other work slowed the "
+        "numbers down.",
+        "",
+        f"{report['requests']} timed requests per row after {report['warmup']} untimed; "
+        f"p99 of {report['requests']} samples is close to the maximum. Every answer was "
+        f"compared with the bytes of the Python API (`wrong bytes`).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -217,8 +248,12 @@ def main(argv=None) -> int:
         label, inst, label_png, inst_png = inputs_for(gen, args.label, args.instance)
         expected = png_bytes(gen(label, instance_map=inst))
         api_ms = python_api_ms(gen, label, inst)
-        model = {"export": os.path.relpath(args.export.resolve(), ROOT), "height": gen.height,
-                 "width": gen.width, "backend": gen.backend}
+        model = {
+            "export": os.path.relpath(args.export.resolve(), ROOT),
+            "height": gen.height,
+            "width": gen.width,
+            "backend": gen.backend,
+        }
     body, ctype = encode(label_png, inst_png)
     model.update(request_bytes=len(body), answer_bytes=len(expected))
     print(f"{model['export']}: Python API {api_ms:.1f} ms per image", flush=True)
@@ -231,19 +266,33 @@ def main(argv=None) -> int:
                 row = measure(server, body, ctype, expected, args)
             finally:
                 stop_s = server.stop()
-            row.update(replicas=replicas, max_batch=max_batch, ready_s=server.ready_s,
-                       stop_s=round(stop_s, 1),
-                       load_avg_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)])
+            row.update(
+                replicas=replicas,
+                max_batch=max_batch,
+                ready_s=server.ready_s,
+                stop_s=round(stop_s, 1),
+                load_avg_1min=[round(load_before, 2), round(os.getloadavg()[0], 2)],
+            )
             results.append(row)
-            print(f"replicas {replicas} max batch {max_batch}: {row['requests_per_s']:.2f} req/s, "
-                  f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, mean batch "
-                  f"{row['mean_batch']:.2f}, {row['answered']}/{row['requests']} answered, "
-                  f"{row['wrong_bytes']} wrong", flush=True)
-    report = {"environment": environment(".venv/bin/python benchmarks/serve_bench.py"),
-              "ray": ray.__version__, "model": model, "python_api_ms": round(api_ms, 1),
-              "python_api_load_avg_1min": round(load_start, 2),
-              "concurrency": args.concurrency, "requests": args.requests, "warmup": args.warmup,
-              "batch_wait_ms": args.batch_wait_ms, "results": results}
+            print(
+                f"replicas {replicas} max batch {max_batch}: {row['requests_per_s']:.2f} req/s, "
+                f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, mean batch "
+                f"{row['mean_batch']:.2f}, {row['answered']}/{row['requests']} answered, "
+                f"{row['wrong_bytes']} wrong",
+                flush=True,
+            )
+    report = {
+        "environment": environment(".venv/bin/python benchmarks/serve_bench.py"),
+        "ray": ray.__version__,
+        "model": model,
+        "python_api_ms": round(api_ms, 1),
+        "python_api_load_avg_1min": round(load_start, 2),
+        "concurrency": args.concurrency,
+        "requests": args.requests,
+        "warmup": args.warmup,
+        "batch_wait_ms": args.batch_wait_ms,
+        "results": results,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "serve.json", (json.dumps(report, indent=1) + "\n").encode())
     atomic_write(args.out / "serve.md", markdown(report).encode())

@@ -27,6 +27,7 @@ arenas have grown to their working size), throughput, and the largest output dif
 soak.json and soak.md into --out. Exit 1 when an output differs, or when --max-growth-mib is
 given and RSS grew more than that after the warm-up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,26 +63,42 @@ def rss_bytes() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(prog=PROG, description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for soak.json and soak.md")
-    p.add_argument("--export", type=Path,
-                   help="export folder to soak (default: a small model made in a temporary "
-                        "folder)")
+    p.add_argument(
+        "--export",
+        type=Path,
+        help="export folder to soak (default: a small model made in a temporary folder)",
+    )
     p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     p.add_argument("--inferences", type=int, default=10_000, help="per backend, one thread")
-    p.add_argument("--sample-every", type=int, default=100, metavar="N",
-                   help="RSS sample every N inferences")
-    p.add_argument("--warmup-inferences", type=int, default=1000, metavar="N",
-                   help="inferences before the 'after warm-up' slope and growth are measured")
-    p.add_argument("--thread-inferences", type=int, default=1000, metavar="N",
-                   help="inferences per thread in the two-thread run")
+    p.add_argument("--sample-every", type=int, default=100, metavar="N", help="RSS sample every N inferences")
+    p.add_argument(
+        "--warmup-inferences",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="inferences before the 'after warm-up' slope and growth are measured",
+    )
+    p.add_argument(
+        "--thread-inferences",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="inferences per thread in the two-thread run",
+    )
     p.add_argument("--scenes", type=int, default=8, help="distinct inputs, used in rotation")
-    p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch intra-op threads (1: a shared or loaded machine; 0: torch's "
-                        "default)")
-    p.add_argument("--max-growth-mib", type=float,
-                   help="fail (exit 1) when RSS grows more than this after the warm-up")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: a shared or loaded machine; 0: torch's default)",
+    )
+    p.add_argument(
+        "--max-growth-mib", type=float, help="fail (exit 1) when RSS grows more than this after the warm-up"
+    )
     return p
 
 
@@ -95,24 +112,38 @@ def small_export(folder: Path) -> Path:
     from asap_deploy.export import build_parser as export_parser
     from asap_deploy.export import run as export_run
 
-    cfg = GeneratorConfig(label_nc=5, downsampling=16, lr_width=8, lr_max_width=16, lr_depth=2,
-                          hr_width=64)
+    cfg = GeneratorConfig(label_nc=5, downsampling=16, lr_width=8, lr_max_width=16, lr_depth=2, hr_width=64)
     ckpt = folder / "model" / "latest_net_G.pth"
     ckpt.parent.mkdir(parents=True)
     torch.save(OrderedDict(demo_generator(cfg).state_dict()), ckpt)
     out = folder / "export"
     with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not the soak's
-        export_run(export_parser().parse_args([str(ckpt), "--width", "32", "--out", str(out),
-                                               "--precision", "fp32", "--no-parity",
-                                               "--engine", "none"]))
+        export_run(
+            export_parser().parse_args(
+                [
+                    str(ckpt),
+                    "--width",
+                    "32",
+                    "--out",
+                    str(out),
+                    "--precision",
+                    "fp32",
+                    "--no-parity",
+                    "--engine",
+                    "none",
+                ]
+            )
+        )
     return out
 
 
 def scenes(export, n: int) -> List[Dict[str, Any]]:
     from asap_deploy.sample_inputs import scene_feeds
 
-    return [{"label": scene_feeds(export.config, 1, export.height, export.width, seed)["label"]}
-            for seed in range(1, n + 1)]
+    return [
+        {"label": scene_feeds(export.config, 1, export.height, export.width, seed)["label"]}
+        for seed in range(1, n + 1)
+    ]
 
 
 # -- measurements ------------------------------------------------------------------------------
@@ -133,8 +164,10 @@ def rss_summary(samples: List[List[float]], warmup: int) -> Dict[str, Any]:
     after = [s for s in samples if s[0] >= warmup]
     mib = [s[1] for s in samples]
     return {
-        "start_mib": round(samples[0][1], 2), "end_mib": round(samples[-1][1], 2),
-        "min_mib": round(min(mib), 2), "max_mib": round(max(mib), 2),
+        "start_mib": round(samples[0][1], 2),
+        "end_mib": round(samples[-1][1], 2),
+        "min_mib": round(min(mib), 2),
+        "max_mib": round(max(mib), 2),
         "slope_kib_per_1k": _round(slope_kib_per_1k(samples)),
         "slope_after_warmup_kib_per_1k": _round(slope_kib_per_1k(after)),
         "growth_after_warmup_mib": round(after[-1][1] - after[0][1], 2) if after else None,
@@ -152,8 +185,7 @@ def _max_diff(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
-def soak_one(runner, feeds: List[Dict[str, Any]], n: int, every: int, warmup: int,
-             log) -> Dict[str, Any]:
+def soak_one(runner, feeds: List[Dict[str, Any]], n: int, every: int, warmup: int, log) -> Dict[str, Any]:
     """``n`` inferences through one runner, RSS sampled; outputs compared with the first of each
     scene."""
     ref: List[Any] = [None] * len(feeds)
@@ -174,14 +206,21 @@ def soak_one(runner, feeds: List[Dict[str, Any]], n: int, every: int, warmup: in
         if done % max(1, n // 10) == 0:
             log(f"    {done}/{n}: RSS {samples[-1][1]:.1f} MiB")
     wall = time.perf_counter() - t0
-    return {"backend": runner.name, "inferences": n, "seconds": round(wall, 2),
-            "throughput_per_s": round(n / wall, 2), "rss_after_activate_mib": round(activated, 2),
-            "rss": rss_summary(samples, warmup), "max_abs_output_drift": worst,
-            "samples": [[int(i), round(m, 3)] for i, m in samples]}
+    return {
+        "backend": runner.name,
+        "inferences": n,
+        "seconds": round(wall, 2),
+        "throughput_per_s": round(n / wall, 2),
+        "rss_after_activate_mib": round(activated, 2),
+        "rss": rss_summary(samples, warmup),
+        "max_abs_output_drift": worst,
+        "samples": [[int(i), round(m, 3)] for i, m in samples],
+    }
 
 
-def two_threads(runners: Sequence, feeds: List[Dict[str, Any]], refs: List[Any], n: int,
-                every: int) -> Dict[str, Any]:
+def two_threads(
+    runners: Sequence, feeds: List[Dict[str, Any]], refs: List[Any], n: int, every: int
+) -> Dict[str, Any]:
     """Each runner in its own thread, ``n`` inferences each on its own half of the scenes."""
     worst = [0.0] * len(runners)
     errors: List[str] = []
@@ -214,12 +253,17 @@ def two_threads(runners: Sequence, feeds: List[Dict[str, Any]], refs: List[Any],
         th.join()
     wall = time.perf_counter() - t0
     total = n * len(runners)
-    return {"threads": len(runners), "inferences_per_thread": n, "seconds": round(wall, 2),
-            "throughput_per_s": round(total / wall, 2),
-            "max_abs_vs_single_thread": max(worst), "errors": errors,
-            # the first inferences of each runner allocate its buffers: growth counts after
-            "rss": rss_summary(samples, every),
-            "samples": [[int(i), round(m, 3)] for i, m in samples]}
+    return {
+        "threads": len(runners),
+        "inferences_per_thread": n,
+        "seconds": round(wall, 2),
+        "throughput_per_s": round(total / wall, 2),
+        "max_abs_vs_single_thread": max(worst),
+        "errors": errors,
+        # the first inferences of each runner allocate its buffers: growth counts after
+        "rss": rss_summary(samples, every),
+        "samples": [[int(i), round(m, 3)] for i, m in samples],
+    }
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -245,9 +289,13 @@ def run(args: argparse.Namespace) -> int:
         folder = args.export or small_export(Path(tmp))
         export = open_export(folder)
         feeds = scenes(export, args.scenes)
-        model = {"height": export.height, "width": export.width,
-                 "config": export.config.to_dict(), "export": str(args.export or "temporary"),
-                 "scenes": args.scenes}
+        model = {
+            "height": export.height,
+            "width": export.width,
+            "config": export.config.to_dict(),
+            "export": str(args.export or "temporary"),
+            "scenes": args.scenes,
+        }
         soaks, pairs = [], []
         for name in args.backends:
             log(f"{name}: {args.inferences} inferences")
@@ -276,23 +324,32 @@ def _backend(name: str, export, feeds, args, log):
     if why:
         raise EnvironmentProblem(f"{name} cannot run here: {why}")
     with backend.create(ctx) as runner:
-        soak = soak_one(runner, feeds, args.inferences, args.sample_every,
-                        args.warmup_inferences, log)
+        soak = soak_one(runner, feeds, args.inferences, args.sample_every, args.warmup_inferences, log)
         refs = [runner.infer(f) for f in feeds]  # single-threaded outputs of every scene
-        log(f"  {soak['throughput_per_s']} inferences/s; RSS start {soak['rss']['start_mib']} "
+        log(
+            f"  {soak['throughput_per_s']} inferences/s; RSS start {soak['rss']['start_mib']} "
             f"MiB, end {soak['rss']['end_mib']}, max {soak['rss']['max_mib']}, slope "
             f"{soak['rss']['slope_after_warmup_kib_per_1k']} KiB/1k after warm-up; max output "
-            f"drift {soak['max_abs_output_drift']:.3g}")
+            f"drift {soak['max_abs_output_drift']:.3g}"
+        )
         if backend.family == "onnxruntime":
             sess = runner.sess
-            pair = [OrtRunner(lambda: sess, backend.precision, name=f"{runner.name}-shared",
-                              value_rules=ctx.rules()) for _ in range(2)]
-            sharing = ("one InferenceSession shared by two OrtRunner objects (ORT's run is "
-                       "thread-safe; one copy of the weights, as a multi-threaded server runs)")
+            pair = [
+                OrtRunner(
+                    lambda: sess, backend.precision, name=f"{runner.name}-shared", value_rules=ctx.rules()
+                )
+                for _ in range(2)
+            ]
+            sharing = (
+                "one InferenceSession shared by two OrtRunner objects (ORT's run is "
+                "thread-safe; one copy of the weights, as a multi-threaded server runs)"
+            )
         else:
             pair = [backend.create(ctx) for _ in range(2)]
-            sharing = ("two TorchEagerRunner objects from one generator; each activates its own "
-                       "copy of the weights (the runner copies the model it is given)")
+            sharing = (
+                "two TorchEagerRunner objects from one generator; each activates its own "
+                "copy of the weights (the runner copies the model it is given)"
+            )
         log(f"  two threads x {args.thread_inferences}: {sharing.split(' (')[0]}")
         for r in pair:
             r.activate()
@@ -301,67 +358,91 @@ def _backend(name: str, export, feeds, args, log):
         finally:
             for r in pair:
                 r.deactivate()
-        log(f"  {res['throughput_per_s']} inferences/s together; max difference from the "
+        log(
+            f"  {res['throughput_per_s']} inferences/s together; max difference from the "
             f"single-threaded outputs {res['max_abs_vs_single_thread']:.3g}"
-            + (f"; ERRORS: {res['errors']}" if res["errors"] else ""))
+            + (f"; ERRORS: {res['errors']}" if res["errors"] else "")
+        )
     return soak, {"backend": name, "sharing": sharing, **res}
 
 
 def _verdict(report: Dict[str, Any], max_growth: Optional[float]) -> None:
-    bad = [f"{s['backend']}: outputs drifted by {s['max_abs_output_drift']:.3g}"
-           for s in report["soak"] if s["max_abs_output_drift"] > 0]
+    bad = [
+        f"{s['backend']}: outputs drifted by {s['max_abs_output_drift']:.3g}"
+        for s in report["soak"]
+        if s["max_abs_output_drift"] > 0
+    ]
     for p in report["two_threads"]:
         if p["errors"]:
             bad.append(f"{p['backend']} two threads: {p['errors'][0]}")
         elif p["max_abs_vs_single_thread"] > 0:
-            bad.append(f"{p['backend']} two threads: outputs differ from the single-threaded "
-                       f"ones by {p['max_abs_vs_single_thread']:.3g}")
+            bad.append(
+                f"{p['backend']} two threads: outputs differ from the single-threaded "
+                f"ones by {p['max_abs_vs_single_thread']:.3g}"
+            )
     if max_growth is not None:
-        bad += [f"{s['backend']}: RSS grew {s['rss']['growth_after_warmup_mib']} MiB after the "
-                f"warm-up (limit {max_growth})" for s in report["soak"]
-                if (s["rss"]["growth_after_warmup_mib"] or 0) > max_growth]
+        bad += [
+            f"{s['backend']}: RSS grew {s['rss']['growth_after_warmup_mib']} MiB after the "
+            f"warm-up (limit {max_growth})"
+            for s in report["soak"]
+            if (s["rss"]["growth_after_warmup_mib"] or 0) > max_growth
+        ]
     if bad:
         raise VerificationError("; ".join(bad))
 
 
 def markdown(report: Dict[str, Any]) -> str:
     env, model = report["environment"], report["model"]
-    lines = [f"# Soak: {env['cpu']} ({env['cpu_count']} cores), "
-             f"{'GPU ' + env['gpu'] if env.get('gpu') else 'no GPU'}", "",
-             f"Command: `{env['command']}`  ",
-             f"Model: {model['height']} x {model['width']}, {model['scenes']} scenes in rotation, "
-             f"torch threads {env['torch_threads']}; load average (1/5/15 min) at start "
-             f"{_load(env['load_average_start_end'][0])}, at end "
-             f"{_load(env['load_average_start_end'][1])}", "",
-             "| backend | inferences | inf/s | RSS start MiB | end | max | slope KiB/1k (all) "
-             "| slope after warm-up | growth after warm-up MiB | max output drift |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Soak: {env['cpu']} ({env['cpu_count']} cores), "
+        f"{'GPU ' + env['gpu'] if env.get('gpu') else 'no GPU'}",
+        "",
+        f"Command: `{env['command']}`  ",
+        f"Model: {model['height']} x {model['width']}, {model['scenes']} scenes in rotation, "
+        f"torch threads {env['torch_threads']}; load average (1/5/15 min) at start "
+        f"{_load(env['load_average_start_end'][0])}, at end "
+        f"{_load(env['load_average_start_end'][1])}",
+        "",
+        "| backend | inferences | inf/s | RSS start MiB | end | max | slope KiB/1k (all) "
+        "| slope after warm-up | growth after warm-up MiB | max output drift |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in report["soak"]:
         r = s["rss"]
-        lines.append(f"| {s['backend']} | {s['inferences']} | {s['throughput_per_s']} | "
-                     f"{r['start_mib']} | {r['end_mib']} | {r['max_mib']} | "
-                     f"{r['slope_kib_per_1k']} | {r['slope_after_warmup_kib_per_1k']} | "
-                     f"{r['growth_after_warmup_mib']} | {s['max_abs_output_drift']:.3g} |")
-    lines += ["", "Two runners on one model, two threads:", "",
-              "| backend | sharing | inferences | inf/s (both) | RSS start MiB | end | max "
-              "| growth after warm-up MiB | max diff vs one thread | errors |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {s['backend']} | {s['inferences']} | {s['throughput_per_s']} | "
+            f"{r['start_mib']} | {r['end_mib']} | {r['max_mib']} | "
+            f"{r['slope_kib_per_1k']} | {r['slope_after_warmup_kib_per_1k']} | "
+            f"{r['growth_after_warmup_mib']} | {s['max_abs_output_drift']:.3g} |"
+        )
+    lines += [
+        "",
+        "Two runners on one model, two threads:",
+        "",
+        "| backend | sharing | inferences | inf/s (both) | RSS start MiB | end | max "
+        "| growth after warm-up MiB | max diff vs one thread | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for p in report["two_threads"]:
         r = p["rss"]
-        lines.append(f"| {p['backend']} | {p['sharing']} | {p['threads']} x "
-                     f"{p['inferences_per_thread']} | {p['throughput_per_s']} | {r['start_mib']} "
-                     f"| {r['end_mib']} | {r['max_mib']} | {r['growth_after_warmup_mib']} | "
-                     f"{p['max_abs_vs_single_thread']:.3g} | {len(p['errors'])} |")
+        lines.append(
+            f"| {p['backend']} | {p['sharing']} | {p['threads']} x "
+            f"{p['inferences_per_thread']} | {p['throughput_per_s']} | {r['start_mib']} "
+            f"| {r['end_mib']} | {r['max_mib']} | {r['growth_after_warmup_mib']} | "
+            f"{p['max_abs_vs_single_thread']:.3g} | {len(p['errors'])} |"
+        )
     soak_warm = report["soak"][0]["rss"]["warmup_inferences"] if report["soak"] else 0
-    pair_warm = report["two_threads"][0]["rss"]["warmup_inferences"] if report["two_threads"] \
-        else 0
-    lines += ["", "RSS from /proc/self/statm. One runner: start = after the first inference; "
-              "slope = least-squares fit of RSS against inferences; warm-up = the first "
-              f"{soak_warm} inferences, while allocator arenas grow to their working size. Two "
-              "threads: start = both runners activated, before their first inference; growth "
-              f"counted after the first {pair_warm} inferences of the two together (each runner's "
-              "first calls allocate its buffers). Throughput on a shared machine: compare runs "
-              "only on one machine at one load."]
+    pair_warm = report["two_threads"][0]["rss"]["warmup_inferences"] if report["two_threads"] else 0
+    lines += [
+        "",
+        "RSS from /proc/self/statm. One runner: start = after the first inference; "
+        "slope = least-squares fit of RSS against inferences; warm-up = the first "
+        f"{soak_warm} inferences, while allocator arenas grow to their working size. Two "
+        "threads: start = both runners activated, before their first inference; growth "
+        f"counted after the first {pair_warm} inferences of the two together (each runner's "
+        "first calls allocate its buffers). Throughput on a shared machine: compare runs "
+        "only on one machine at one load.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -34,10 +34,12 @@ def random_params(spec, batch: int, gh: int, gw: int, seed: int = 0) -> torch.Te
     g = torch.Generator().manual_seed(seed)
     p = torch.empty(batch, spec.num_params, gh, gw)
     for layer in spec.layers:
-        p[:, layer.bias_offset:layer.bias_offset + layer.c_out] = 0.1 * torch.randn(
-            batch, layer.c_out, gh, gw, generator=g)
-        p[:, layer.weight_offset:layer.end] = torch.randn(
-            batch, layer.c_in * layer.c_out, gh, gw, generator=g) / layer.c_in ** 0.5
+        p[:, layer.bias_offset : layer.bias_offset + layer.c_out] = 0.1 * torch.randn(
+            batch, layer.c_out, gh, gw, generator=g
+        )
+        p[:, layer.weight_offset : layer.end] = (
+            torch.randn(batch, layer.c_in * layer.c_out, gh, gw, generator=g) / layer.c_in**0.5
+        )
     return p
 
 
@@ -89,6 +91,19 @@ def small_fp32_export(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("small-export")
     out = root / "small"
-    assert export_main([str(save(root / "ck")), "--width", WIDTH, "--out", str(out),
-                        "--precision", "fp32", "--no-parity"]) == 0  # FP32 only: no engine is built
+    assert (
+        export_main(
+            [
+                str(save(root / "ck")),
+                "--width",
+                WIDTH,
+                "--out",
+                str(out),
+                "--precision",
+                "fp32",
+                "--no-parity",
+            ]
+        )
+        == 0
+    )  # FP32 only: no engine is built
     return out

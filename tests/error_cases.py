@@ -1,4 +1,5 @@
 """Shared helpers of the tests/test_errors_*.py files: small checkpoints and the one-line rule."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -20,8 +21,9 @@ def state_dict() -> OrderedDict[str, torch.Tensor]:
     return OrderedDict(demo_generator(CFG).state_dict())
 
 
-def save(folder: Path, state: Optional[Dict] = None, opt_txt: Optional[str] = None,
-         name: str = "latest_net_G.pth") -> Path:
+def save(
+    folder: Path, state: Optional[Dict] = None, opt_txt: Optional[str] = None, name: str = "latest_net_G.pth"
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     torch.save(state if state is not None else state_dict(), path)

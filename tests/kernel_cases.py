@@ -6,6 +6,7 @@ Each case names the kernel path it must take; the shared-memory opt-in limit it 
 limit would. FP32 results must match the CPU reference within 1e-5, FP16 within 2e-3 (the
 reference is fed the same FP16-rounded inputs).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,15 +33,15 @@ class KernelCase:
     hidden: int = 64
     depth: int = 5
     out: int = 3
-    mode: str = "one_hot"        # or "label_ids"
-    dtype: str = "float16"       # or "float32"
-    layout: str = "nhwc"         # params grid: "nchw" or "nhwc" (channels-last)
-    pitch_pad: int = 0           # nhwc: elements after each cell's parameters (kHWC8 padding)
+    mode: str = "one_hot"  # or "label_ids"
+    dtype: str = "float16"  # or "float32"
+    layout: str = "nhwc"  # params grid: "nchw" or "nhwc" (channels-last)
+    pitch_pad: int = 0  # nhwc: elements after each cell's parameters (kHWC8 padding)
     batch: int = 1
     gh: int = 1
     gw: int = 1
-    extra: int = 0               # one-hot: channels after the label channels (e.g. edges)
-    ids: str = "normal"          # "wide": also ids without a channel (negative, too large)
+    extra: int = 0  # one-hot: channels after the label channels (e.g. edges)
+    ids: str = "normal"  # "wide": also ids without a channel (negative, too large)
     optin: int = SM75
     path: str = "tensor_cores"
     seed: int = 1
@@ -78,10 +79,12 @@ def paper_cases() -> List[KernelCase]:
             out += [
                 replace(base, name=base.name + "-tc", pitch_pad=pad),
                 replace(base, name=base.name + "-fp16-shared", optin=49152, path="generic_shared"),
-                replace(base, name=base.name + "-fp16-global", optin=32768, path="generic_global",
-                        layout="nchw"),
-                replace(base, name=base.name + "-fp32-shared", dtype="float32", optin=SM90,
-                        path="generic_shared"),
+                replace(
+                    base, name=base.name + "-fp16-global", optin=32768, path="generic_global", layout="nchw"
+                ),
+                replace(
+                    base, name=base.name + "-fp32-shared", dtype="float32", optin=SM90, path="generic_shared"
+                ),
                 replace(base, name=base.name + "-fp32-global", dtype="float32", path="generic_global"),
             ]
     return out
@@ -119,8 +122,10 @@ CASES: List[KernelCase] = paper_cases() + odd_cases()
 #: what the TSan run covers (ThreadSanitizer is the slowest build): the tensor-core kernel at
 #: every paper setting in both input modes, and one generic case per path and type
 TSAN_CASES = [c for c in CASES if c.name.endswith("-tc")] + [
-    c for c in CASES if c.name in ("35x16-one_hot-fp16-shared", "13x32-label_ids-fp32-global",
-                                   "S8-fp16", "hidden96-global")]
+    c
+    for c in CASES
+    if c.name in ("35x16-one_hot-fp16-shared", "13x32-label_ids-fp32-global", "S8-fp16", "hidden96-global")
+]
 
 
 TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -140,15 +145,17 @@ def case_inputs(case: KernelCase):
     one_hot = one_hot_of(ids, case.label_nc, spec.in_channels)
     if case.extra:
         g = torch.Generator().manual_seed(case.seed + 1)
-        one_hot = torch.cat([one_hot, torch.randint(0, 2, (case.batch, case.extra, h, w), generator=g).float()], 1)
+        one_hot = torch.cat(
+            [one_hot, torch.randint(0, 2, (case.batch, case.extra, h, w), generator=g).float()], 1
+        )
     params = random_params(spec, case.batch, case.gh, case.gw, seed=case.seed)
     dt = TORCH_DTYPES[case.dtype]
     params, one_hot = params.to(dt).float(), one_hot.to(dt).float()
     if case.layout == "nhwc":  # a channels-last grid, each cell padded with NaN (never read)
         pitch = spec.num_params + case.pitch_pad
         store = torch.full((case.batch, case.gh, case.gw, pitch), math.nan, dtype=dt)
-        store[..., :spec.num_params] = params.permute(0, 2, 3, 1).to(dt)
-        kparams = store[..., :spec.num_params].permute(0, 3, 1, 2)
+        store[..., : spec.num_params] = params.permute(0, 2, 3, 1).to(dt)
+        kparams = store[..., : spec.num_params].permute(0, 3, 1, 2)
     else:
         kparams = params.to(dt)
     x = ids if case.mode == "label_ids" else one_hot.to(dt)
@@ -174,7 +181,7 @@ def check_case(case: KernelCase, library, cpu_lib, device: str = "cpu") -> str:
     ref = forward_cpu(cpu_lib, shape, ref_in, params.numpy())
     err = np.abs(out.numpy() - ref).max()
     assert err <= case.tolerance, f"max abs error {err:.3g} vs the CPU reference ({path})"
-    model = PixelwiseMLP(case.spec)(one_hot[:, :case.in_channels], params).numpy()
+    model = PixelwiseMLP(case.spec)(one_hot[:, : case.in_channels], params).numpy()
     err_model = np.abs(out.numpy() - model).max()
     assert err_model <= case.tolerance + 2e-6, f"max abs error {err_model:.3g} vs the PyTorch model ({path})"
     return path

@@ -5,6 +5,7 @@ a per-frequency coordinate loop, a numpy-built blur, explicit channel splits) an
 sharing no code with ``asap_deploy``: a wrong parameter layout, encoding, padding or blur in the
 package cannot hide behind a shared helper.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,9 +85,9 @@ def reference_hr(x, params, ds, channels):
     nl = len(channels) - 1
     for l in range(nl):
         ci, co = channels[l], channels[l + 1]
-        b = params[:, idx:idx + co]
+        b = params[:, idx : idx + co]
         idx += co
-        wt = params[:, idx:idx + ci * co]
+        wt = params[:, idx : idx + ci * co]
         idx += ci * co
         wt = wt.permute(0, 2, 3, 1).view(bs, h // k, w // k, ci, co)
         b = b.permute(0, 2, 3, 1).view(bs, h // k, w // k, 1, co)
@@ -98,14 +99,15 @@ def reference_hr(x, params, ds, channels):
     return out.reshape(bs, co, h, w)
 
 
-def reference_generator(state, label, *, padding, lr_instance, strided=4, depth=None,
-                        hr_width=64, hr_depth=5, output_nc=3):
+def reference_generator(
+    state, label, *, padding, lr_instance, strided=4, depth=None, hr_width=64, hr_depth=5, output_nc=3
+):
     """Full generator from a state dict. ``depth`` defaults to the number of blocks found."""
     if depth is None:
         depth = len({k.split(".")[2] for k in state if ".conv_block." in k})
     h = label.shape[2]
     ds = h // 16
-    s1 = ds // (2 ** strided)
+    s1 = ds // (2**strided)
     xl = label if s1 == 1 else reference_blur(label, s1)
     params = reference_lowres(state, xl, padding, strided, depth)
     xh = label[:, :-1] if lr_instance else label

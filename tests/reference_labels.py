@@ -6,6 +6,7 @@ an in-place 255 -> ``label_nc`` rewrite, a ``scatter_`` one-hot, and edges OR-ed
 shifted comparisons. It shares no code with ``asap_deploy`` (in particular not ``LabelEncoder``),
 so a broken encoder cannot hide behind the reference that the parity tests compare it with.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -41,8 +42,14 @@ def reference_edges(instance_map) -> torch.Tensor:
     return edge.float()
 
 
-def reference_label(label_map, instance_map: Optional[object], *, label_nc: int,
-                    contain_dontcare_label: bool, instance_edge: bool) -> torch.Tensor:
+def reference_label(
+    label_map,
+    instance_map: Optional[object],
+    *,
+    label_nc: int,
+    contain_dontcare_label: bool,
+    instance_edge: bool,
+) -> torch.Tensor:
     """The float ``label`` tensor the authors' generator receives: one-hot, then the edge map
     as the last channel when instance edges are used."""
     semantics = reference_one_hot(label_map, label_nc, contain_dontcare_label)
@@ -56,6 +63,10 @@ def reference_label(label_map, instance_map: Optional[object], *, label_nc: int,
 def reference_label_for(cfg, maps) -> torch.Tensor:
     """``reference_label`` for a ``GeneratorConfig`` and a dict with ``label_map`` and, when
     the model uses instance edges, ``instance_map``."""
-    return reference_label(maps["label_map"], maps.get("instance_map"), label_nc=cfg.label_nc,
-                           contain_dontcare_label=cfg.contain_dontcare_label,
-                           instance_edge=cfg.instance_edge)
+    return reference_label(
+        maps["label_map"],
+        maps.get("instance_map"),
+        label_nc=cfg.label_nc,
+        contain_dontcare_label=cfg.contain_dontcare_label,
+        instance_edge=cfg.instance_edge,
+    )

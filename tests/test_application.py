@@ -1,6 +1,7 @@
 """Label map in, image out: ``asap_deploy.load`` and ``python -m asap_deploy.translate`` on
 checkpoints whose outputs are known (the independent oracle of the authors' generator, fed as the
 authors' pix2pix_model feeds it, saved as their util.tensor2im saves), and every bad input."""
+
 import json
 import subprocess
 import sys
@@ -22,15 +23,21 @@ from asap_deploy.translate import main as translate_main
 
 # name: (config, opt.txt lines); widths small, structure the paper's
 MODELS = {
-    "city": (small_config(hr_width=64),
-             {"label_nc": 5, "no_instance_edge": False, "lr_instance": True}),
-    "facades": (small_config(hr_width=64, instance_edge=False, lr_instance=False,
-                             padding="reflect", contain_dontcare_label=True),
-                {"label_nc": 5, "no_instance_edge": True, "contain_dontcare_label": True,
-                 "reflection_pad": True}),
-    "rgb": (small_config(hr_width=64, label_nc=3, no_one_hot=True, instance_edge=False,
-                         lr_instance=False),
-            {"label_nc": 3, "no_one_hot": True, "no_instance_edge": True}),
+    "city": (small_config(hr_width=64), {"label_nc": 5, "no_instance_edge": False, "lr_instance": True}),
+    "facades": (
+        small_config(
+            hr_width=64,
+            instance_edge=False,
+            lr_instance=False,
+            padding="reflect",
+            contain_dontcare_label=True,
+        ),
+        {"label_nc": 5, "no_instance_edge": True, "contain_dontcare_label": True, "reflection_pad": True},
+    ),
+    "rgb": (
+        small_config(hr_width=64, label_nc=3, no_one_hot=True, instance_edge=False, lr_instance=False),
+        {"label_nc": 3, "no_one_hot": True, "no_instance_edge": True},
+    ),
 }
 WIDTH = 64
 
@@ -41,8 +48,11 @@ def _write_checkpoint(root: Path, name: str):
     ckpt = root / name / "latest_net_G.pth"
     ckpt.parent.mkdir(parents=True)
     torch.save(OrderedDict(gen.state_dict()), ckpt)
-    (ckpt.parent / "opt.txt").write_text("----------------- Options ---------------\n" + "".join(
-        f"{k:>25}: {v}\n" for k, v in opts.items()) + "----------------- End -------------------\n")
+    (ckpt.parent / "opt.txt").write_text(
+        "----------------- Options ---------------\n"
+        + "".join(f"{k:>25}: {v}\n" for k, v in opts.items())
+        + "----------------- End -------------------\n"
+    )
     return ckpt, gen
 
 
@@ -54,8 +64,23 @@ def exports(tmp_path_factory):
     for name in MODELS:
         ckpt, gen = _write_checkpoint(root, name)
         folder = root / f"export-{name}"
-        assert export_main([str(ckpt), "--width", str(WIDTH), "--out", str(folder),
-                            "--precision", "fp32", "--no-parity", "--engine", "none"]) == 0
+        assert (
+            export_main(
+                [
+                    str(ckpt),
+                    "--width",
+                    str(WIDTH),
+                    "--out",
+                    str(folder),
+                    "--precision",
+                    "fp32",
+                    "--no-parity",
+                    "--engine",
+                    "none",
+                ]
+            )
+            == 0
+        )
         out[name] = (folder, gen)
     return out
 
@@ -90,10 +115,16 @@ def authors_saved(y: torch.Tensor) -> np.ndarray:
 
 def known_output(gen, **inputs) -> np.ndarray:
     cfg = gen.config
-    ref, _ = reference_generator(gen.state_dict(), authors_input(cfg, **inputs),
-                                 padding=cfg.padding, lr_instance=cfg.lr_instance,
-                                 strided=cfg.num_strided_convs, hr_width=cfg.hr_width,
-                                 hr_depth=cfg.hr_depth, output_nc=cfg.output_nc)
+    ref, _ = reference_generator(
+        gen.state_dict(),
+        authors_input(cfg, **inputs),
+        padding=cfg.padding,
+        lr_instance=cfg.lr_instance,
+        strided=cfg.num_strided_convs,
+        hr_width=cfg.hr_width,
+        hr_depth=cfg.hr_depth,
+        output_nc=cfg.output_nc,
+    )
     return authors_saved(ref)
 
 
@@ -122,11 +153,10 @@ def test_images_match_the_authors_saved_output(exports, name):
     folder, gen = exports[name]
     s = scene(gen.config)
     want = known_output(gen, **s)
-    with asap_deploy.load(folder, backend="torch") as g:   # the model the export came from
+    with asap_deploy.load(folder, backend="torch") as g:  # the model the export came from
         assert np.array_equal(call(g, s), want)
-    with asap_deploy.load(folder) as g:                     # auto: ONNX Runtime on this CPU
-        assert g.backend.startswith("ort-") and g.input_mode == ("rgb" if name == "rgb" else
-                                                                 "labels")
+    with asap_deploy.load(folder) as g:  # auto: ONNX Runtime on this CPU
+        assert g.backend.startswith("ort-") and g.input_mode == ("rgb" if name == "rgb" else "labels")
         got = call(g, s)
     assert got.shape == (2, gen.config.height, WIDTH, 3) and got.dtype == np.uint8
     # FP32 graph vs the oracle: at most one level, on a handful of pixels at a truncation edge
@@ -154,8 +184,25 @@ def test_one_hot_and_label_map_exports_agree(exports, tmp_path):
     folder, gen = exports["city"]
     ckpt = Path(json.loads((folder / "manifest.json").read_text())["source"]["checkpoint"])
     labels = tmp_path / "labels"
-    assert export_main([str(ckpt), "--width", str(WIDTH), "--out", str(labels), "--input",
-                        "labels", "--precision", "fp32", "--no-parity", "--engine", "none"]) == 0
+    assert (
+        export_main(
+            [
+                str(ckpt),
+                "--width",
+                str(WIDTH),
+                "--out",
+                str(labels),
+                "--input",
+                "labels",
+                "--precision",
+                "fp32",
+                "--no-parity",
+                "--engine",
+                "none",
+            ]
+        )
+        == 0
+    )
     s = scene(gen.config, seed=2)
     with asap_deploy.load(folder) as a, asap_deploy.load(labels) as b:
         assert json.loads((labels / "manifest.json").read_text())["input_mode"] == "labels"
@@ -175,7 +222,7 @@ BAD = [
     ("city", dict(inst="float"), "integer instance ids"),
     ("city", dict(ids="batch", inst="ok"), "instance map is"),
     ("facades", dict(inst="extra"), "drop instance_map"),
-    ("facades", dict(ids="id6"), "class id 6"),   # 0..4 + don't care 5 + 255
+    ("facades", dict(ids="id6"), "class id 6"),  # 0..4 + don't care 5 + 255
     ("rgb", dict(rgb="float"), "must be uint8"),
     ("rgb", dict(rgb="rgba"), "alpha"),
     ("rgb", dict(rgb="ids"), "H x W x 3"),
@@ -190,9 +237,12 @@ def _bad_input(cfg, ids=None, inst="ok", rgb=None):
     x = np.zeros((h, WIDTH), np.uint8)
     i = np.zeros((h, WIDTH), np.int32) if cfg.instance_edge else None
     if rgb is not None:
-        x = {"float": np.zeros((h, WIDTH, 3), np.float32),
-             "rgba": np.zeros((h, WIDTH, 4), np.uint8), "ids": np.zeros((h, WIDTH), np.uint8),
-             "size": np.zeros((h, 32, 3), np.uint8)}[rgb]
+        x = {
+            "float": np.zeros((h, WIDTH, 3), np.float32),
+            "rgba": np.zeros((h, WIDTH, 4), np.uint8),
+            "ids": np.zeros((h, WIDTH), np.uint8),
+            "size": np.zeros((h, 32, 3), np.uint8),
+        }[rgb]
     elif ids == "float":
         x = x.astype(np.float32)
     elif ids == "size":
@@ -248,11 +298,12 @@ def test_dont_care_and_top_class_are_valid(exports):
 def test_load_errors(exports, tmp_path):
     folder, _ = exports["city"]
     for kwargs, words in [
-            (dict(model=tmp_path / "none"), "not found"),
-            (dict(model=folder, backend="tensorflow"), "backend must be one of"),
-            (dict(model=folder, backend="tensorrt"), "no tensorrt engine"),
-            (dict(model=folder, device="tpu"), "device must be"),
-            (dict(model=folder / "asapnet.onnx", backend="torch"), "ONNX file")]:
+        (dict(model=tmp_path / "none"), "not found"),
+        (dict(model=folder, backend="tensorflow"), "backend must be one of"),
+        (dict(model=folder, backend="tensorrt"), "no tensorrt engine"),
+        (dict(model=folder, device="tpu"), "device must be"),
+        (dict(model=folder / "asapnet.onnx", backend="torch"), "ONNX file"),
+    ]:
         with pytest.raises(ConfigError, match=words):
             asap_deploy.load(**kwargs)
     with pytest.raises(InputPathError, match="no manifest.json"):  # a folder, not an export
@@ -267,8 +318,10 @@ def test_load_errors(exports, tmp_path):
 
 
 def test_import_is_light():
-    code = ("import sys, asap_deploy; heavy = {'torch', 'onnxruntime', 'onnx', 'tensorrt'} & "
-            "set(sys.modules); assert not heavy, heavy; assert callable(asap_deploy.load)")
+    code = (
+        "import sys, asap_deploy; heavy = {'torch', 'onnxruntime', 'onnx', 'tensorrt'} & "
+        "set(sys.modules); assert not heavy, heavy; assert callable(asap_deploy.load)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -303,10 +356,11 @@ def test_cli_writes_the_bytes_of_the_api(exports, tmp_path, name, capsys):
     written = sorted(out.glob("*.png"))
     assert [p.name for p in written] == sorted(p.name for p in lab.glob("*.png"))
     from asap_deploy.image_io import png_bytes
+
     with asap_deploy.load(folder) as g:
         api = call(g, s)
     for k, p in enumerate(written):
-        assert p.read_bytes() == png_bytes(api[k])          # identical files
+        assert p.read_bytes() == png_bytes(api[k])  # identical files
         assert np.array_equal(np.asarray(Image.open(p)), api[k])
         pair = Image.open(out / "side-by-side" / p.name)
         assert pair.size[0] > 2 * WIDTH and pair.size[1] == gen.config.height
@@ -317,9 +371,11 @@ def test_cli_as_a_module_and_its_errors(exports, tmp_path, capsys):
     s = scene(gen.config, batch=1, seed=5)
     lab, ins = _pngs(tmp_path, gen.config, s)
     out = tmp_path / "out"
+
     def run(*a):
-        return subprocess.run([sys.executable, "-m", "asap_deploy.translate", *map(str, a)],
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "asap_deploy.translate", *map(str, a)], capture_output=True, text=True
+        )
 
     r = run(folder, lab, "--out", out, "--instance", ins)
     assert r.returncode == 0, r.stderr
@@ -339,18 +395,18 @@ def test_cli_as_a_module_and_its_errors(exports, tmp_path, capsys):
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "pass --instance" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     for argv, words in [
-            ((folder, lab, "--out", out, "--instance", tmp_path / "nowhere"), "not found"),
-            ((folder, lab, "--out", out, "--instance", other), "no instance map for"),
-            ((folder, colour, "--out", out, "--instance", colour), "not a label map of ids"),
-            ((folder, big, "--out", out, "--instance", big), "--resize"),
-            ((folder, tmp_path / "missing.png", "--out", out), "not found"),
-            ((tmp_path / "nope", lab, "--out", out), "not found")]:
+        ((folder, lab, "--out", out, "--instance", tmp_path / "nowhere"), "not found"),
+        ((folder, lab, "--out", out, "--instance", other), "no instance map for"),
+        ((folder, colour, "--out", out, "--instance", colour), "not a label map of ids"),
+        ((folder, big, "--out", out, "--instance", big), "--resize"),
+        ((folder, tmp_path / "missing.png", "--out", out), "not found"),
+        ((tmp_path / "nope", lab, "--out", out), "not found"),
+    ]:
         rc = translate_main([str(a) for a in argv])
         lines = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
         assert rc == 2 and lines[-1].startswith("error: ") and words in lines[-1], (argv, lines)
     # --resize: the authors' loader resizes label maps with nearest neighbour
-    assert translate_main([str(folder), str(big), "--out", str(out), "--instance", str(big),
-                           "--resize"]) == 0
+    assert translate_main([str(folder), str(big), "--out", str(out), "--instance", str(big), "--resize"]) == 0
     assert np.asarray(Image.open(out / "x.png")).shape == (512, WIDTH, 3)
 
 
@@ -360,5 +416,6 @@ def test_rgb_export_interface(exports):
     assert man["input_mode"] == "rgb" and man["config"]["no_one_hot"]
     for f in man["files"]:
         if f["graph"] != "mlp":
-            assert f["inputs"] == [{"name": "rgb", "dtype": "uint8",
-                                    "shape": ["batch", gen.config.height, WIDTH, 3]}]
+            assert f["inputs"] == [
+                {"name": "rgb", "dtype": "uint8", "shape": ["batch", gen.config.height, WIDTH, 3]}
+            ]

@@ -1,4 +1,5 @@
 """Reading the authors' checkpoints: inference of the architecture, overrides, and bad files."""
+
 import argparse
 import pickle
 from collections import OrderedDict
@@ -32,8 +33,11 @@ def _save(tmp_path, cfg, obj=None, name="latest_net_G.pth"):
     return path, gen
 
 
-@pytest.mark.parametrize("cfg,flags", [(c, {}) for c in INFERABLE] + [
-    (small_config(hr_width=24, hr_depth=4, downsampling=16), dict(hr_width=24, hr_depth=4))])
+@pytest.mark.parametrize(
+    "cfg,flags",
+    [(c, {}) for c in INFERABLE]
+    + [(small_config(hr_width=24, hr_depth=4, downsampling=16), dict(hr_width=24, hr_depth=4))],
+)
 def test_architecture_inferred_from_tensors(tmp_path, cfg, flags):
     path, gen = _save(tmp_path, cfg)
     ck = load_checkpoint(path, flags)
@@ -52,7 +56,8 @@ def test_replicate_padding_and_label_split_from_opt_txt(tmp_path):
         " contain_dontcare_label: True                          \t[default: False]\n"
         "          replicate_pad: True                          \t[default: False]\n"
         "              crop_size: 1024                          \t[default: 512]\n"
-        "----------------- End -------------------\n")
+        "----------------- End -------------------\n"
+    )
     ck = load_checkpoint(path)
     assert ck.config == cfg and ck.suggested_width == 1024
     assert not ck.notes
@@ -73,8 +78,11 @@ def test_opt_pkl_is_read_but_only_a_namespace(tmp_path):
 def test_wrapped_and_prefixed_state_dicts(tmp_path):
     cfg = cfg64()
     gen = demo_generator(cfg)
-    wrapped = {"epoch": 3, "netG": {f"module.{k}": v for k, v in gen.state_dict().items()},
-               "opt": argparse.Namespace(label_nc=5)}
+    wrapped = {
+        "epoch": 3,
+        "netG": {f"module.{k}": v for k, v in gen.state_dict().items()},
+        "opt": argparse.Namespace(label_nc=5),
+    }
     path, _ = _save(tmp_path, cfg, wrapped)
     assert load_checkpoint(path).config == cfg
 
@@ -90,10 +98,13 @@ def test_overrides_win_and_conflicts_are_reported(tmp_path):
         load_checkpoint(path, {"label_nc": 9})
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", r"is empty \(0 bytes\)"),
-    (b"hello, this is not a checkpoint", "not a readable PyTorch checkpoint"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", r"is empty \(0 bytes\)"),
+        (b"hello, this is not a checkpoint", "not a readable PyTorch checkpoint"),
+    ],
+)
 def test_garbage_files(tmp_path, content, match):
     p = tmp_path / "x.pth"
     p.write_bytes(content)

@@ -2,6 +2,7 @@
 search, the padding and label-split rules, the width suggestion from opt.txt. The end-to-end
 cases (real files through load_checkpoint and the export CLI) are in test_checkpoint.py and
 test_errors_checkpoint.py."""
+
 import re
 from collections import OrderedDict
 
@@ -44,12 +45,13 @@ def test_first_sentence_rules():
 def test_mlp_candidates_find_the_paper_mlp_first():
     spec = MLPSpec(36 - 1 + 0, 16)  # cityscapes-256x512: 35 labels + dontcare, no HR edge
     found = _mlp_candidates(spec.num_params, in_channels=36, s2=1, fixed={})
-    assert {"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": True,
-            "downsampling": 16} in found
-    pinned = _mlp_candidates(spec.num_params, 36, 1, {"hr_width": 64, "hr_depth": 5,
-                                                      "output_nc": 3, "lr_instance": True})
-    assert pinned == [{"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": True,
-                       "downsampling": 16}]
+    assert {"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": True, "downsampling": 16} in found
+    pinned = _mlp_candidates(
+        spec.num_params, 36, 1, {"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": True}
+    )
+    assert pinned == [
+        {"hr_width": 64, "hr_depth": 5, "output_nc": 3, "lr_instance": True, "downsampling": 16}
+    ]
 
 
 def test_mlp_candidates_respect_the_learned_downsampling_and_the_largest_s():
@@ -80,16 +82,19 @@ def test_pick_mlp_prefers_the_paper_defaults_and_reports_ambiguity():
 
 
 # -- width from opt.txt ------------------------------------------------------------------------
-@pytest.mark.parametrize("values,width,warned", [
-    ({}, None, False),
-    ({"crop_size": 0}, None, False),
-    ({"crop_size": 1024}, 1024, False),  # no aspect ratio: any multiple of S
-    ({"crop_size": 1000}, None, False),  # not a multiple of S = 32
-    ({"crop_size": 1024, "aspect_ratio": 2.0}, 1024, False),  # H = 512 = 16 * 32
-    ({"crop_size": 1023, "aspect_ratio": 1.998}, 1023, False),  # H within half a pixel
-    ({"crop_size": 2048, "aspect_ratio": 2.0}, 1024, True),  # H = 1024: the tensors say 512
-    ({"crop_size": 2048, "aspect_ratio": 3.0}, None, True),  # 512 * 3 = 1536: a multiple of 32
-])
+@pytest.mark.parametrize(
+    "values,width,warned",
+    [
+        ({}, None, False),
+        ({"crop_size": 0}, None, False),
+        ({"crop_size": 1024}, 1024, False),  # no aspect ratio: any multiple of S
+        ({"crop_size": 1000}, None, False),  # not a multiple of S = 32
+        ({"crop_size": 1024, "aspect_ratio": 2.0}, 1024, False),  # H = 512 = 16 * 32
+        ({"crop_size": 1023, "aspect_ratio": 1.998}, 1023, False),  # H within half a pixel
+        ({"crop_size": 2048, "aspect_ratio": 2.0}, 1024, True),  # H = 1024: the tensors say 512
+        ({"crop_size": 2048, "aspect_ratio": 3.0}, None, True),  # 512 * 3 = 1536: a multiple of 32
+    ],
+)
 def test_suggested_width(values, width, warned):
     cfg = small_config(hr_width=64)  # S = 32, H = 512
     notes = []
@@ -107,8 +112,9 @@ def test_suggested_width(values, width, warned):
 def test_suggested_width_is_none_when_the_aspect_gives_no_multiple_of_s():
     cfg = small_config(hr_width=64)
     notes = []
-    assert _suggested_width(TrainingOptions(values={"crop_size": 300, "aspect_ratio": 1.3}),
-                            cfg, notes) is None
+    assert (
+        _suggested_width(TrainingOptions(values={"crop_size": 300, "aspect_ratio": 1.3}), cfg, notes) is None
+    )
     assert len(notes) == 1
 
 
@@ -134,8 +140,11 @@ def test_options_file_values_the_tensors_settle_are_warned_and_ignored():
 
 def test_flags_the_tensors_settle_must_agree():
     assert _infer(overrides={"lr_width": 8})[0] == CFG
-    with pytest.raises(CheckpointError, match=r"^lr_width=9 was requested but the checkpoint's "
-                                              r"tensors have lr_width=8 \(lowres_stream\.model\.0"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"^lr_width=9 was requested but the checkpoint's "
+        r"tensors have lr_width=8 \(lowres_stream\.model\.0",
+    ):
         _infer(overrides={"lr_width": 9})
 
 
@@ -169,11 +178,12 @@ def test_first_line_of_an_exception():
 # tensor shapes alone (that test also builds each model and runs it, seconds each)
 _INFERABLE = [
     (small_config(hr_width=64), {}),
-    (small_config(hr_width=64, padding="reflect", instance_edge=False, lr_instance=False,
-                  downsampling=64), {}),
+    (
+        small_config(hr_width=64, padding="reflect", instance_edge=False, lr_instance=False, downsampling=64),
+        {},
+    ),
     (small_config(hr_width=64, downsampling=16, label_nc=35), {}),
-    (small_config(hr_width=64, lr_depth=0, lr_max_width=8, learned_ds_factor=8, downsampling=32),
-     {}),
+    (small_config(hr_width=64, lr_depth=0, lr_max_width=8, learned_ds_factor=8, downsampling=32), {}),
     (small_config(hr_width=24, hr_depth=4, downsampling=16), {"hr_width": 24, "hr_depth": 4}),
 ]
 
@@ -186,8 +196,10 @@ def test_architecture_from_shapes_alone(cfg, flags):
     got, notes = infer_config(state, flags)
     assert got == cfg
     if cfg.padding != "zero":
-        assert notes == ["pad layers found: assuming --reflection_pad (pass --padding replicate if "
-                         "it was trained with --replicate_pad)"]
+        assert notes == [
+            "pad layers found: assuming --reflection_pad (pass --padding replicate if "
+            "it was trained with --replicate_pad)"
+        ]
     else:  # given hr_width/hr_depth, the rest is the default: nothing to note
         assert notes == []
 
@@ -206,8 +218,11 @@ def test_build_generator_loads_the_weights_strictly(tmp_path):
     assert torch.equal(built(x), gen(x))
     # weights changed after loading are checked again, and the message names the file
     del ck.state_dict["lowres_stream.model.0.1.bias"]
-    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: missing tensor "
-                                              r"lowres_stream\.model\.0\.1\.bias \[8\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{re.escape(str(path))}: missing tensor "
+        r"lowres_stream\.model\.0\.1\.bias \[8\]",
+    ):
         ck.build_generator()
     # without a file, no prefix
     bare = LoadedCheckpoint(ck.config, ck.state_dict)
@@ -216,16 +231,22 @@ def test_build_generator_loads_the_weights_strictly(tmp_path):
 
 
 # -- why torch.load refused a file -------------------------------------------------------------
-@pytest.mark.parametrize("exc", [EOFError(), RuntimeError("pickle data was truncated: Ran out of input"),
-                                 RuntimeError("PytorchStreamReader failed locating file: "
-                                              "failed finding central directory")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        EOFError(),
+        RuntimeError("pickle data was truncated: Ran out of input"),
+        RuntimeError("PytorchStreamReader failed locating file: failed finding central directory"),
+    ],
+)
 def test_truncation_is_recognised_by_type_or_by_words(tmp_path, exc):
     from asap_deploy.checkpoint import _explain_load_failure
 
     path = tmp_path / "x.pth"
     path.write_bytes(b"12345")
-    assert _explain_load_failure(path, exc) == (f"{path} is truncated or damaged (5 bytes; the "
-                                                f"archive ends early): re-download or re-save it")
+    assert _explain_load_failure(path, exc) == (
+        f"{path} is truncated or damaged (5 bytes; the archive ends early): re-download or re-save it"
+    )
 
 
 def test_weights_only_refusal_names_the_global_without_terminal_codes(tmp_path):
@@ -233,10 +254,13 @@ def test_weights_only_refusal_names_the_global_without_terminal_codes(tmp_path):
 
     path = tmp_path / "x.pth"
     path.write_bytes(b"1")
-    exc = RuntimeError("\x1b[1mWeights only load failed\x1b[0m. Trying to load unsupported "
-                       "GLOBAL \x1b[1mposix.system\x1b[0m whose module posix is blocked.")
+    exc = RuntimeError(
+        "\x1b[1mWeights only load failed\x1b[0m. Trying to load unsupported "
+        "GLOBAL \x1b[1mposix.system\x1b[0m whose module posix is blocked."
+    )
     assert _explain_load_failure(path, exc).startswith(
-        f"{path} holds a Python object (posix.system) besides tensors")
+        f"{path} holds a Python object (posix.system) besides tensors"
+    )
     junk = RuntimeError("Weights only load failed. Unsupported operand 149")
     assert "its pickle stream is malformed, 1 bytes" in _explain_load_failure(path, junk)
 
@@ -248,7 +272,8 @@ def test_unrecognised_load_failures_quote_the_library(tmp_path):
     path.write_bytes(b"1")
     assert _explain_load_failure(path, RuntimeError("invalid load key, 'x'.")) == (
         f"{path} is not a readable PyTorch checkpoint (invalid load key, 'x'); the file may be "
-        f"truncated or not a .pth at all: re-download or re-save it")
+        f"truncated or not a .pth at all: re-download or re-save it"
+    )
     # a class name with capitals is a name too
     exc = RuntimeError("Weights only load failed. Unsupported GLOBAL __main__.Evil was found")
     assert "holds a Python object (__main__.Evil) besides tensors" in _explain_load_failure(path, exc)
@@ -263,23 +288,29 @@ def _expect(state, message):
     assert str(e.value) == message
 
 
-SUMMARY = ("in_channels=6, lr_width=8, lr_max_width=16, lr_depth=2, padding=zero, 14339 MLP "
-           "parameters")
+SUMMARY = "in_channels=6, lr_width=8, lr_max_width=16, lr_depth=2, padding=zero, 14339 MLP parameters"
 RESAVE = "the file mixes checkpoints or was edited: use the *_net_G.pth that training saved"
 
 
 def test_check_state_dict_names_one_unexpected_tensor_and_counts_the_rest():
     state = state_dict()
     first = "lowres_stream.model.0.0.weight_orig"
-    _expect({**state, first: torch.zeros(2)},
-            f"unexpected tensor {first} [2]: the generator for the inferred architecture "
-            f"({SUMMARY}) has no such key (a spectral-norm tensor: ASAP-Net's generator uses "
-            f"norm_G=instanceaffine, without spectral norm); {RESAVE}")
-    extra = {"lowres_stream.model.0.extra": torch.zeros(1), "lowres_stream.x": torch.zeros(1),
-             "lowres_stream.y": torch.zeros(1)}
-    _expect({**state, **extra},
-            f"unexpected tensor lowres_stream.model.0.extra [1] (and 2 more): the generator for "
-            f"the inferred architecture ({SUMMARY}) has no such key; {RESAVE}")
+    _expect(
+        {**state, first: torch.zeros(2)},
+        f"unexpected tensor {first} [2]: the generator for the inferred architecture "
+        f"({SUMMARY}) has no such key (a spectral-norm tensor: ASAP-Net's generator uses "
+        f"norm_G=instanceaffine, without spectral norm); {RESAVE}",
+    )
+    extra = {
+        "lowres_stream.model.0.extra": torch.zeros(1),
+        "lowres_stream.x": torch.zeros(1),
+        "lowres_stream.y": torch.zeros(1),
+    }
+    _expect(
+        {**state, **extra},
+        f"unexpected tensor lowres_stream.model.0.extra [1] (and 2 more): the generator for "
+        f"the inferred architecture ({SUMMARY}) has no such key; {RESAVE}",
+    )
 
 
 def test_check_state_dict_missing_and_misshapen_tensors():
@@ -287,29 +318,40 @@ def test_check_state_dict_missing_and_misshapen_tensors():
     keys = list(state)
     one = dict(state)
     del one[keys[1]]
-    _expect(one, f"missing tensor {keys[1]} [8]: the inferred architecture ({SUMMARY}) needs "
-                 f"it; {RESAVE}")
+    _expect(one, f"missing tensor {keys[1]} [8]: the inferred architecture ({SUMMARY}) needs it; {RESAVE}")
     three = {k: v for k, v in state.items() if k not in keys[1:4]}
-    _expect(three, f"missing tensor {keys[1]} [8] and 2 more: the inferred architecture "
-                   f"({SUMMARY}) needs it; {RESAVE}")
+    _expect(
+        three,
+        f"missing tensor {keys[1]} [8] and 2 more: the inferred architecture ({SUMMARY}) needs it; {RESAVE}",
+    )
     wrong = dict(state)
     wrong[keys[1]] = torch.zeros(9)
-    _expect(wrong, f"tensor {keys[1]} has shape [9], expected [8] for the architecture the other "
-                   f"tensors give ({SUMMARY}); {RESAVE}")
+    _expect(
+        wrong,
+        f"tensor {keys[1]} has shape [9], expected [8] for the architecture the other "
+        f"tensors give ({SUMMARY}); {RESAVE}",
+    )
     wrong[keys[2]] = torch.zeros(9)
-    _expect(wrong, f"tensor {keys[1]} has shape [9], expected [8] (and 1 more) for the "
-                   f"architecture the other tensors give ({SUMMARY}); {RESAVE}")
+    _expect(
+        wrong,
+        f"tensor {keys[1]} has shape [9], expected [8] (and 1 more) for the "
+        f"architecture the other tensors give ({SUMMARY}); {RESAVE}",
+    )
 
 
-@pytest.mark.parametrize("crop,aspect,width", [
-    (1025, 2.0, 1024),   # H = 512.5: half a pixel off is off
-    (1026, 2.0, 1024),   # H = 513
-    (2000, 640.5 / 512, None),  # the tensors' H gives W = 640.5: no width
-])
+@pytest.mark.parametrize(
+    "crop,aspect,width",
+    [
+        (1025, 2.0, 1024),  # H = 512.5: half a pixel off is off
+        (1026, 2.0, 1024),  # H = 513
+        (2000, 640.5 / 512, None),  # the tensors' H gives W = 640.5: no width
+    ],
+)
 def test_suggested_width_tolerance_and_whole_widths(crop, aspect, width):
     notes = []
-    got = _suggested_width(TrainingOptions(values={"crop_size": crop, "aspect_ratio": aspect}),
-                           small_config(hr_width=64), notes)
+    got = _suggested_width(
+        TrainingOptions(values={"crop_size": crop, "aspect_ratio": aspect}), small_config(hr_width=64), notes
+    )
     assert got == width and len(notes) == 1
 
 
@@ -322,14 +364,12 @@ def _zeros(cfg):
 
 FIRST = "the first convolution lowres_stream.model.0.0.weight"
 HEAD = "the output convolution lowres_stream.model.12.weight predicts"
-PASS_MLP = ("pass --hr-width, --hr-depth, --output-nc and --lr-instance/--no-lr-instance as used "
-            "in training")
+PASS_MLP = "pass --hr-width, --hr-depth, --output-nc and --lr-instance/--no-lr-instance as used in training"
 
 
 def _error(state, overrides=None, **options):
     with pytest.raises(CheckpointError) as e:
-        infer_config(state, overrides,
-                     options=TrainingOptions(values=options) if options else None)
+        infer_config(state, overrides, options=TrainingOptions(values=options) if options else None)
     return str(e.value)
 
 
@@ -346,52 +386,65 @@ def test_label_split_contradictions_say_who_said_what():
     assert _error(base, {"label_nc": 3, "contain_dontcare_label": True}) == (
         f"{FIRST} [8, 6, 3, 3] takes 6 input channels but label_nc=3 was requested; "
         f"contain_dontcare_label=True was requested, which makes label_nc 3 + dontcare 1 + "
-        f"instance edge 1 = 5; fix --label-nc / --instance-edge / --contain-dontcare-label")
+        f"instance edge 1 = 5; fix --label-nc / --instance-edge / --contain-dontcare-label"
+    )
     assert _error(base, label_nc=3, contain_dontcare_label=True) == (
         f"{FIRST} [8, 6, 3, 3] takes 6 input channels but options file says label_nc: 3; "
         f"options file says contain_dontcare_label: True, which makes label_nc 3 + dontcare 1 + "
         f"instance edge 1 = 5; the options file may belong to another training run: fix it, or "
         f"pass --no-opt-file with --label-nc / --instance-edge / --contain-dontcare-label as "
-        f"trained")
+        f"trained"
+    )
 
 
 def test_too_few_input_channels_for_the_special_ones():
-    two = _zeros(small_config(hr_width=64, label_nc=1, contain_dontcare_label=True,
-                              instance_edge=False, lr_instance=False))  # 2 input channels
+    two = _zeros(
+        small_config(
+            hr_width=64, label_nc=1, contain_dontcare_label=True, instance_edge=False, lr_instance=False
+        )
+    )  # 2 input channels
     assert _error(two, {"instance_edge": True, "contain_dontcare_label": True}) == (
         f"{FIRST} [8, 2, 3, 3] takes 2 input channels, too few for 1 instance-edge and 1 "
         f"don't-care channels plus at least one label (contain_dontcare_label=True was "
         f"requested; instance_edge=True was requested); fix --label-nc / --instance-edge / "
-        f"--contain-dontcare-label")
+        f"--contain-dontcare-label"
+    )
     assert _error(two, no_instance_edge=False, contain_dontcare_label=True).endswith(
         "(options file says contain_dontcare_label: True; options file says no_instance_edge: "
         "False); the options file may belong to another training run: fix it, or pass "
-        "--no-opt-file with --label-nc / --instance-edge / --contain-dontcare-label as trained")
+        "--no-opt-file with --label-nc / --instance-edge / --contain-dontcare-label as trained"
+    )
 
 
 def test_mlp_options_the_tensors_contradict_are_named_together():
-    cfg, notes = infer_config(_zeros(CFG), None,
-                              options=TrainingOptions(values={"hr_width": 32, "hr_depth": 4}))
+    cfg, notes = infer_config(
+        _zeros(CFG), None, options=TrainingOptions(values={"hr_width": 32, "hr_depth": 4})
+    )
     assert cfg == CFG
-    assert notes == [f"warning: options file says hr_width: 32; options file says hr_depth: 4, "
-                     f"but {HEAD} 14339 MLP parameters, which fits only hr_width=64, "
-                     f"hr_depth=5; using the checkpoint's values"]
+    assert notes == [
+        f"warning: options file says hr_width: 32; options file says hr_depth: 4, "
+        f"but {HEAD} 14339 MLP parameters, which fits only hr_width=64, "
+        f"hr_depth=5; using the checkpoint's values"
+    ]
 
 
 def test_no_mlp_and_several_mlps_are_told_apart():
     assert _error(_zeros(CFG), {"hr_width": 24}) == (
         f"{HEAD} 14339 MLP parameters and no pixelwise-MLP configurations fit it (hr_width=24 "
-        f"was requested); {PASS_MLP}")
+        f"was requested); {PASS_MLP}"
+    )
     odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
-    assert _error(odd) == (f"{HEAD} 1803 MLP parameters and 2 pixelwise-MLP configurations fit "
-                           f"it; {PASS_MLP}")
+    assert _error(odd) == (
+        f"{HEAD} 1803 MLP parameters and 2 pixelwise-MLP configurations fit it; {PASS_MLP}"
+    )
 
 
 def test_mlp_fields_from_the_options_file_are_quoted_when_nothing_fits():
     odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
     assert _error(odd, hr_width=32) == (
         f"{HEAD} 1803 MLP parameters and no pixelwise-MLP configurations fit it (options file "
-        f"says hr_width: 32); {PASS_MLP}")
+        f"says hr_width: 32); {PASS_MLP}"
+    )
 
 
 @pytest.mark.parametrize("flags", [{"hr_width": 24}, {"hr_depth": 4}])
@@ -399,24 +452,22 @@ def test_one_flag_can_settle_an_ambiguous_mlp(flags):
     odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
     cfg, notes = infer_config(odd, flags)
     assert (cfg.hr_width, cfg.hr_depth, cfg.output_nc, cfg.downsampling) == (24, 4, 3, 16)
-    assert notes == ["pixelwise MLP is not the default 64x5: inferred hr_width=24, hr_depth=4, "
-                     "output_nc=3"]
+    assert notes == ["pixelwise MLP is not the default 64x5: inferred hr_width=24, hr_depth=4, output_nc=3"]
 
 
 def test_single_channel_output_is_searched():
     cfg, notes = infer_config(_zeros(small_config(hr_width=64, output_nc=1)))
     assert (cfg.hr_width, cfg.hr_depth, cfg.output_nc) == (64, 5, 1)
-    assert notes == ["pixelwise MLP is not the default 64x5: inferred hr_width=64, hr_depth=5, "
-                     "output_nc=1"]
+    assert notes == ["pixelwise MLP is not the default 64x5: inferred hr_width=64, hr_depth=5, output_nc=1"]
 
 
-@pytest.mark.parametrize("flag", [{"output_nc": 1}, {"hr_depth": 1}, {"hr_width": 0},
-                                  {"output_nc": 0}])
+@pytest.mark.parametrize("flag", [{"output_nc": 1}, {"hr_depth": 1}, {"hr_width": 0}, {"output_nc": 0}])
 def test_flags_no_mlp_can_have_are_refused_by_name(flag):
-    (k, v), = flag.items()
+    ((k, v),) = flag.items()
     assert _error(_zeros(CFG), flag) == (
         f"{HEAD} 14339 MLP parameters and no pixelwise-MLP configurations fit it ({k}={v} was "
-        f"requested); {PASS_MLP}")
+        f"requested); {PASS_MLP}"
+    )
 
 
 def test_width_one_mlp_is_legal():

@@ -5,6 +5,7 @@ writes each step's result as .npy / PNG, compared here with the authors' data lo
 resize, ToTensor()*255, 255 -> label_nc, scatter_ one-hot, get_edges) and util.tensor2im, written
 out below from the authors' code. The TensorRT application itself runs in the GPU test at the end.
 """
+
 import contextlib
 import hashlib
 import io
@@ -34,9 +35,12 @@ LABEL_NC = 5
 # ------------------------------------------------------------------------------------------------
 # Build
 
+
 def _configure_skip_reason(log: str):
-    for needle, why in (("libpng", "libpng (libpng-dev) not installed"),
-                        ("No CMAKE_CXX_COMPILER", "no C++ compiler installed")):
+    for needle, why in (
+        ("libpng", "libpng (libpng-dev) not installed"),
+        ("No CMAKE_CXX_COMPILER", "no C++ compiler installed"),
+    ):
         if needle in log:
             return why
     return None
@@ -83,8 +87,9 @@ def driver(app: Path, *args, ok: bool = True) -> subprocess.CompletedProcess:
 
 
 def test_cpp_unit_tests_pass(app, tmp_path):
-    proc = subprocess.run([str(app / "asap_app_tests"), str(tmp_path / "scratch")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(app / "asap_app_tests"), str(tmp_path / "scratch")], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith(", 0 failed"), proc.stdout
 
@@ -93,6 +98,7 @@ def test_cpp_unit_tests_pass(app, tmp_path):
 # The authors' preprocessing and postprocessing (SPADE/ASAP-Net data/base_dataset.py,
 # data/pix2pix_dataset.py, models/pix2pix_model.py, util/util.py), with the Pillow of their time:
 # 16-bit PNGs opened as mode I (Pillow >= 10.3 opens them as I;16).
+
 
 def authors_open_resized(path: Path, w: int, h: int) -> Image.Image:
     img = Image.open(path)
@@ -153,17 +159,26 @@ def authors_tensor2im(chw: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Exports (real manifests) and PNGs
 
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     """One checkpoint (7 input channels), exported three ways."""
     d = tmp_path_factory.mktemp("exports")
     ckpt = d / "latest_net_G.pth"
-    torch.save(OrderedDict(demo_generator(small_config(hr_width=64, contain_dontcare_label=True,
-                                                       instance_edge=True)).state_dict()), ckpt)
+    torch.save(
+        OrderedDict(
+            demo_generator(
+                small_config(hr_width=64, contain_dontcare_label=True, instance_edge=True)
+            ).state_dict()
+        ),
+        ckpt,
+    )
     edges = ["--label-nc", str(LABEL_NC), "--contain-dontcare-label", "--instance-edge"]
-    runs = {"one_hot": edges,
-            "labels": edges + ["--input", "labels"],
-            "plain": ["--label-nc", "7", "--no-contain-dontcare-label", "--no-instance-edge"]}
+    runs = {
+        "one_hot": edges,
+        "labels": edges + ["--input", "labels"],
+        "plain": ["--label-nc", "7", "--no-contain-dontcare-label", "--no-instance-edge"],
+    }
     out = {}
     for name, extra in runs.items():
         with contextlib.redirect_stdout(io.StringIO()):
@@ -218,12 +233,16 @@ def load_npy(path: Path) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Preprocessing
 
-@pytest.mark.parametrize("label_kind,label_size,inst_kind,inst_size", [
-    ("gray8", (W, H), "i16", (W, H)),          # the model's size: no resize
-    ("gray8", (77, 300), "i16", (131, 1000)),  # up and down, non-integer ratios
-    ("palette4", (200, 1024), "gray8", (33, 257)),
-    ("bilevel", (96, 700), "i16", (64, 512)),
-])
+
+@pytest.mark.parametrize(
+    "label_kind,label_size,inst_kind,inst_size",
+    [
+        ("gray8", (W, H), "i16", (W, H)),  # the model's size: no resize
+        ("gray8", (77, 300), "i16", (131, 1000)),  # up and down, non-integer ratios
+        ("palette4", (200, 1024), "gray8", (33, 257)),
+        ("bilevel", (96, 700), "i16", (64, 512)),
+    ],
+)
 def test_one_hot_input_matches_authors(app, exports, tmp_path, label_kind, label_size, inst_kind, inst_size):
     label = save_label(tmp_path / "label.png", label_kind, label_size, seed=1)
     inst = save_instance(tmp_path / "inst.png", inst_kind, inst_size, seed=2)
@@ -252,8 +271,12 @@ def test_label_ids_inputs_feed_the_graph_like_the_authors_one_hot(app, exports, 
     assert np.array_equal(instance_map[0, 0], np.array(authors_open_resized(inst, W, H), np.int32))
 
     one_hot = authors_input(authors_label(label, LABEL_NC), authors_instance(inst), LABEL_NC, True)
-    ids_graph = ort.InferenceSession(str(exports["labels"].parent / "asapnet.onnx"), providers=["CPUExecutionProvider"])
-    hot_graph = ort.InferenceSession(str(exports["one_hot"].parent / "asapnet.onnx"), providers=["CPUExecutionProvider"])
+    ids_graph = ort.InferenceSession(
+        str(exports["labels"].parent / "asapnet.onnx"), providers=["CPUExecutionProvider"]
+    )
+    hot_graph = ort.InferenceSession(
+        str(exports["one_hot"].parent / "asapnet.onnx"), providers=["CPUExecutionProvider"]
+    )
     a = ids_graph.run(["image"], {"label_map": label_map, "instance_map": instance_map})[0]
     b = hot_graph.run(["image"], {"label": one_hot})[0]
     assert np.abs(a - b).max() <= 1e-5
@@ -282,8 +305,12 @@ def test_resize_is_pillows_nearest(app, tmp_path, mode):
     # 64 -> 96 and 24 -> 100: ratios where Pillow's accumulated position and the closed form
     # floor((x + 0.5) * in / out) pick different source pixels
     src_w, src_h, out_w, out_h = 64, 24, 96, 100
-    assert closed_form(src_w, out_w) != [int(v) for v in np.asarray(
-        Image.fromarray(np.arange(src_w, dtype=np.int32)[None]).resize((out_w, 1), Image.NEAREST))[0]]
+    assert closed_form(src_w, out_w) != [
+        int(v)
+        for v in np.asarray(
+            Image.fromarray(np.arange(src_w, dtype=np.int32)[None]).resize((out_w, 1), Image.NEAREST)
+        )[0]
+    ]
     rng = np.random.default_rng(7)
     if mode == "I;16":
         a = rng.integers(0, 65536, (src_h, src_w)).astype(np.uint16)
@@ -302,9 +329,28 @@ def test_resize_is_pillows_nearest(app, tmp_path, mode):
 # ------------------------------------------------------------------------------------------------
 # Postprocessing
 
-SPECIAL = np.array([-1, 1, 0, -0.0, 2, -2, 1e-8, -1e-8, np.inf, -np.inf,
-                    np.nextafter(np.float32(1), np.float32(0)), np.float32(1) - np.float32(2 ** -22),
-                    0.00392157, 0.00784314, -0.99215686, 0.5, -0.5], np.float32)
+SPECIAL = np.array(
+    [
+        -1,
+        1,
+        0,
+        -0.0,
+        2,
+        -2,
+        1e-8,
+        -1e-8,
+        np.inf,
+        -np.inf,
+        np.nextafter(np.float32(1), np.float32(0)),
+        np.float32(1) - np.float32(2**-22),
+        0.00392157,
+        0.00784314,
+        -0.99215686,
+        0.5,
+        -0.5,
+    ],
+    np.float32,
+)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -317,8 +363,8 @@ def test_image_bytes_are_the_authors(app, tmp_path, dtype, channels):
     levels = (np.arange(256, dtype=np.float32) / np.float32(255)) * 2 - 1
     near = np.concatenate([levels, np.nextafter(levels, np.float32(2)), np.nextafter(levels, np.float32(-2))])
     flat = x.reshape(-1)
-    flat[:near.size] = near
-    flat[near.size:near.size + SPECIAL.size] = SPECIAL
+    flat[: near.size] = near
+    flat[near.size : near.size + SPECIAL.size] = SPECIAL
     flat[-1] = np.nan
     x = x.astype(dtype)
     (tmp_path / "x.raw").write_bytes(x.tobytes())
@@ -334,10 +380,15 @@ def test_image_bytes_are_the_authors(app, tmp_path, dtype, channels):
 
 def test_float_to_half_matches_numpy(app, tmp_path):
     rng = np.random.default_rng(9)
-    bits = rng.integers(0, 2 ** 32, 400_000, dtype=np.uint64).astype(np.uint32)
+    bits = rng.integers(0, 2**32, 400_000, dtype=np.uint64).astype(np.uint32)
     # dense around the half range: subnormals, ties, overflow threshold
-    mags = np.concatenate([np.arange(0x33000000, 0x33800000, 97), np.arange(0x38000000, 0x39000000, 31),
-                           np.arange(0x477fe000, 0x47800100, 1)]).astype(np.uint32)
+    mags = np.concatenate(
+        [
+            np.arange(0x33000000, 0x33800000, 97),
+            np.arange(0x38000000, 0x39000000, 31),
+            np.arange(0x477FE000, 0x47800100, 1),
+        ]
+    ).astype(np.uint32)
     x = np.concatenate([bits, mags, mags | 0x80000000]).view(np.float32)
     (tmp_path / "f.raw").write_bytes(x.tobytes())
     driver(app, "half", tmp_path / "f.raw", tmp_path / "h.raw")
@@ -351,6 +402,7 @@ def test_float_to_half_matches_numpy(app, tmp_path):
 
 # ------------------------------------------------------------------------------------------------
 # Engine <-> export matching on a real manifest
+
 
 def test_engine_matching_on_a_real_manifest(app, exports, tmp_path):
     man = exports["one_hot"]
@@ -375,6 +427,7 @@ def test_engine_matching_on_a_real_manifest(app, exports, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # Bad input: one line "error: ...", exit code 2, nothing written
 
+
 def _bad_png(tmp_path: Path, kind: str) -> Path:
     p = tmp_path / f"{kind}.png"
     if kind == "text":
@@ -396,22 +449,33 @@ def _bad_png(tmp_path: Path, kind: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("label_kind,inst_kind,part", [
-    ("text", "ok", "text.png: not a PNG file"),
-    ("truncated", "ok", "truncated.png: damaged or truncated PNG (libpng: "),
-    ("rgb", "ok", "rgb.png is 8-bit RGB; a label map holds one class id per pixel"),
-    ("gray_alpha", "ok", "gray_alpha.png is 8-bit grayscale+alpha"),
-    ("sixteen", "ok", "sixteen.png is 16-bit grayscale; a label map is an 8-bit"),
-    ("bad_id", "ok", "class id 9 at pixel (x 3, y 7) and 1 more pixels is not a class of this model"),
-    ("missing", "ok", "missing.png: cannot open (No such file or directory)"),
-    ("ok", "none", "this model uses instance edges"),
-    ("ok", "rgb", "rgb.png is 8-bit RGB; an instance map holds one instance id per pixel"),
-])
+@pytest.mark.parametrize(
+    "label_kind,inst_kind,part",
+    [
+        ("text", "ok", "text.png: not a PNG file"),
+        ("truncated", "ok", "truncated.png: damaged or truncated PNG (libpng: "),
+        ("rgb", "ok", "rgb.png is 8-bit RGB; a label map holds one class id per pixel"),
+        ("gray_alpha", "ok", "gray_alpha.png is 8-bit grayscale+alpha"),
+        ("sixteen", "ok", "sixteen.png is 16-bit grayscale; a label map is an 8-bit"),
+        ("bad_id", "ok", "class id 9 at pixel (x 3, y 7) and 1 more pixels is not a class of this model"),
+        ("missing", "ok", "missing.png: cannot open (No such file or directory)"),
+        ("ok", "none", "this model uses instance edges"),
+        ("ok", "rgb", "rgb.png is 8-bit RGB; an instance map holds one instance id per pixel"),
+    ],
+)
 def test_bad_inputs_fail_with_one_line(app, exports, tmp_path, label_kind, inst_kind, part):
-    label = (save_label(tmp_path / "ok.png", "gray8", (W, H), seed=11) if label_kind == "ok"
-             else tmp_path / "missing.png" if label_kind == "missing" else _bad_png(tmp_path, label_kind))
-    inst = {"ok": save_instance(tmp_path / "inst.png", "i16", (W, H), seed=12), "none": "-",
-            "rgb": _bad_png(tmp_path, "rgb")}[inst_kind]
+    label = (
+        save_label(tmp_path / "ok.png", "gray8", (W, H), seed=11)
+        if label_kind == "ok"
+        else tmp_path / "missing.png"
+        if label_kind == "missing"
+        else _bad_png(tmp_path, label_kind)
+    )
+    inst = {
+        "ok": save_instance(tmp_path / "inst.png", "i16", (W, H), seed=12),
+        "none": "-",
+        "rgb": _bad_png(tmp_path, "rgb"),
+    }[inst_kind]
     out = tmp_path / "out"
     out.mkdir()
     proc = driver(app, "inputs", exports["one_hot"], "asapnet.onnx", label, inst, out, ok=False)
@@ -421,12 +485,18 @@ def test_bad_inputs_fail_with_one_line(app, exports, tmp_path, label_kind, inst_
     assert not list(out.iterdir())
 
 
-@pytest.mark.parametrize("edit,part", [
-    (lambda m: m["config"].pop("label_nc"), "config.label_nc is missing"),
-    (lambda m: m.update(height="512"), "height must be an integer, not a string"),
-    (lambda m: m.update(input_mode="rgb"), "input_mode \"rgb\" is not supported by this app"),
-    (lambda m: m["files"][0]["inputs"][0].update(dtype="bfloat16"), "unsupported element type \"bfloat16\""),
-])
+@pytest.mark.parametrize(
+    "edit,part",
+    [
+        (lambda m: m["config"].pop("label_nc"), "config.label_nc is missing"),
+        (lambda m: m.update(height="512"), "height must be an integer, not a string"),
+        (lambda m: m.update(input_mode="rgb"), 'input_mode "rgb" is not supported by this app'),
+        (
+            lambda m: m["files"][0]["inputs"][0].update(dtype="bfloat16"),
+            'unsupported element type "bfloat16"',
+        ),
+    ],
+)
 def test_bad_manifests_fail_with_one_line(app, exports, tmp_path, edit, part):
     man = json.loads(exports["one_hot"].read_text())
     edit(man)
@@ -456,12 +526,16 @@ def test_written_png_honours_umask_and_leaves_no_temporaries(app, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # The whole engines/ CMake project: the app is part of it and says when the runner is skipped
 
-@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("nvcc") is None,
-                    reason="needs cmake and nvcc (engines/CMakeLists.txt is a CUDA project)")
+
+@pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("nvcc") is None,
+    reason="needs cmake and nvcc (engines/CMakeLists.txt is a CUDA project)",
+)
 def test_engines_cmake_builds_the_app_and_explains_the_runner(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("TensorRT_ROOT", "TENSORRT_ROOT")}
-    proc = subprocess.run(["cmake", "-S", str(ROOT / "engines"), "-B", str(tmp_path)], capture_output=True,
-                          text=True, env=env)
+    proc = subprocess.run(
+        ["cmake", "-S", str(ROOT / "engines"), "-B", str(tmp_path)], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0 and _configure_skip_reason(proc.stdout + proc.stderr):
         pytest.skip(_configure_skip_reason(proc.stdout + proc.stderr))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -474,6 +548,7 @@ def test_engines_cmake_builds_the_app_and_explains_the_runner(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # The TensorRT application on a GPU: label PNG -> engine -> PNG equals the authors' bytes of the
 # same engine's output, computed in Python. Needs a GPU, TensorRT's Python module, TensorRT_ROOT.
+
 
 def _gpu_ready() -> str:
     if not torch.cuda.is_available():
@@ -494,24 +569,69 @@ def test_trt_application_end_to_end(exports, tmp_path):
 
     major, minor = torch.cuda.get_device_capability()
     build = tmp_path / "cmake"
-    subprocess.run(["cmake", "-S", str(ROOT / "engines"), "-B", str(build),
-                    f"-DTensorRT_ROOT={os.environ['TensorRT_ROOT']}",
-                    f"-DCMAKE_CUDA_ARCHITECTURES={major}{minor}"], check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(build), "-j", "--target", "asap_trt_run", "asap_trt_plugin"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(ROOT / "engines"),
+            "-B",
+            str(build),
+            f"-DTensorRT_ROOT={os.environ['TensorRT_ROOT']}",
+            f"-DCMAKE_CUDA_ARCHITECTURES={major}{minor}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["cmake", "--build", str(build), "-j", "--target", "asap_trt_run", "asap_trt_plugin"],
+        check=True,
+        capture_output=True,
+    )
     export_dir = exports["one_hot"].parent
     onnx = export_dir / "asapnet_plugin.onnx"
     plugin = build / "libasap_trt_plugin.so"
     engine = tmp_path / "asapnet_plugin.plan"
-    subprocess.run([sys.executable, "-m", "asap_deploy.build", str(onnx), "--out", str(engine),
-                    "--plugin", str(plugin), "--no-progress"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asap_deploy.build",
+            str(onnx),
+            "--out",
+            str(engine),
+            "--plugin",
+            str(plugin),
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+    )
     label = save_label(tmp_path / "label.png", "gray8", (128, 1024), seed=14)
     inst = save_instance(tmp_path / "inst.png", "i16", (128, 1024), seed=15)
     out = tmp_path / "image.png"
-    proc = subprocess.run([str(build / "asap_trt_run"), str(engine), "--manifest", str(exports["one_hot"]),
-                           "--input", str(label), "--instance", str(inst), "--output", str(out),
-                           "--plugin", str(plugin), "--iterations", "20", "--warmup", "5", "--cuda-graph"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(build / "asap_trt_run"),
+            str(engine),
+            "--manifest",
+            str(exports["one_hot"]),
+            "--input",
+            str(label),
+            "--instance",
+            str(inst),
+            "--output",
+            str(out),
+            "--plugin",
+            str(plugin),
+            "--iterations",
+            "20",
+            "--warmup",
+            "5",
+            "--cuda-graph",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for line in ("Throughput:", "H2D Latency:", "GPU Compute Time:", "D2H Latency:", "asapnet_plugin.onnx"):
         assert line in proc.stdout, proc.stdout
@@ -519,8 +639,9 @@ def test_trt_application_end_to_end(exports, tmp_path):
     # the same engine in Python on the authors' input: identical bytes
     trt_engine, _, _ = load_engine(engine, plugin=str(plugin))
     ctx = trt_engine.create_execution_context()
-    x = torch.from_numpy(authors_input(authors_label(label, LABEL_NC), authors_instance(inst),
-                                       LABEL_NC, True)).cuda()
+    x = torch.from_numpy(
+        authors_input(authors_label(label, LABEL_NC), authors_instance(inst), LABEL_NC, True)
+    ).cuda()
     y = torch.empty(1, 3, H, W, device="cuda")
     ctx.set_input_shape("label", tuple(x.shape))
     ctx.set_tensor_address("label", x.data_ptr())
@@ -531,6 +652,18 @@ def test_trt_application_end_to_end(exports, tmp_path):
     assert np.array_equal(np.array(Image.open(out)), authors_tensor2im(y[0].cpu().numpy()))
 
     # one-line errors: no plugin, wrong manifest
-    bad = subprocess.run([str(build / "asap_trt_run"), str(engine), "--manifest", str(exports["plain"]),
-                          "--input", str(label), "--output", str(tmp_path / "x.png")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            str(build / "asap_trt_run"),
+            str(engine),
+            "--manifest",
+            str(exports["plain"]),
+            "--input",
+            str(label),
+            "--output",
+            str(tmp_path / "x.png"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and not (tmp_path / "x.png").exists()

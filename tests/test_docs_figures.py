@@ -9,6 +9,7 @@ or test a README cites exists.
   a threshold or target (written after <=, >=, <, >, ≤ or ≥), or listed in ``EXPLAINED``
   with where it is checked or why it is not a measurement: a new unbacked number fails here, naming its line.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ from typing import Callable, Dict, List, Tuple
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "engines/README.md", "engines/plugin/spatialMLPPlugin/README.md",
-        "engines/emulation/README.md", "benchmarks/README.md", "export/README.md"]
+DOCS = [
+    "README.md",
+    "engines/README.md",
+    "engines/plugin/spatialMLPPlugin/README.md",
+    "engines/emulation/README.md",
+    "benchmarks/README.md",
+    "export/README.md",
+]
 CPU = ROOT / "benchmarks" / "results" / "cpu-epyc-2core"
 EXPORT_MANIFEST = CPU / "export-cityscapes-256x512" / "manifest.json"
 KERNEL_ACCESS = ROOT / "benchmarks" / "results" / "emulated" / "kernel-access.json"
@@ -40,11 +47,7 @@ def _json(path: Path) -> Dict:
 _NOT_A_CITATION = re.compile(r"^(build/|\$)|[<>*{}]|my-machine|/results/<|^out/|^EXPORT/")
 #: a cited file that does not exist yet -> why the check expects it to be missing (strict: once the
 #: file lands, the test fails until the entry is removed)
-KNOWN_MISSING = {
-    ("engines/README.md", "benchmarks/gpu_evidence.sh"):
-        "cited as the rehearsed GPU command, never committed (engines/README.md is not this "
-        "task's to edit)",
-}
+KNOWN_MISSING: Dict[Tuple[str, str], str] = {}
 
 
 def _cited(doc: str) -> List[str]:
@@ -121,9 +124,13 @@ def cpu_table() -> str:
     med = {(r["resolution"], r["backend"]): r["latency"]["median"] for r in res if "latency" in r}
     rows = ["| resolution | torch eager FP32 | ORT CPU FP32 | ORT CPU FP16 |", "|---|---|---|---|"]
     for size in SIZES:
-        rows.append(f"| {size} | " + " | ".join(
-            f"{med[size, b]:.0f} ms" for b in ("torch-eager-fp32", "ort-cpu-fp32", "ort-cpu-fp16"))
-            + " |")
+        rows.append(
+            f"| {size} | "
+            + " | ".join(
+                f"{med[size, b]:.0f} ms" for b in ("torch-eager-fp32", "ort-cpu-fp32", "ort-cpu-fp16")
+            )
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -140,30 +147,41 @@ def cpu_parity_sentence() -> str:
     fig = {(r["resolution"], r["backend"]): r for r in res if "max_abs" in r}
     fp32 = " / ".join(f"{fig[s, 'ort-cpu-fp32']['max_abs']:.1e}" for s in SIZES)
     fp16 = " / ".join(f"{fig[s, 'ort-cpu-fp16']['psnr_db']:.1f}" for s in SIZES)
-    return (f"ORT FP32 max abs error {fp32} at {' / '.join(SIZES)}, "
-            f"ORT FP16 PSNR {fp16} dB")
+    return f"ORT FP32 max abs error {fp32} at {' / '.join(SIZES)}, ORT FP16 PSNR {fp16} dB"
 
 
 def export_parity_table() -> str:
     parity = _json(EXPORT_MANIFEST)["parity"]
     rows = ["| graph | FP32 max abs | FP16 PSNR |", "|---|---|---|"]
-    for graph, label in (("asapnet", "asapnet"), ("asapnet_plugin", "asapnet_plugin"),
-                         ("mlp", "mlp (stage alone)")):
-        rows.append(f"| {label} | {parity['fp32'][graph]['max_abs']:.1e} | "
-                    f"{parity['fp16'][graph]['psnr_db']:.1f} dB |")
+    for graph, label in (
+        ("asapnet", "asapnet"),
+        ("asapnet_plugin", "asapnet_plugin"),
+        ("mlp", "mlp (stage alone)"),
+    ):
+        rows.append(
+            f"| {label} | {parity['fp32'][graph]['max_abs']:.1e} | "
+            f"{parity['fp16'][graph]['psnr_db']:.1f} dB |"
+        )
     return "\n".join(rows)
 
 
 def kernel_access_block() -> str:
     from asap_deploy import kernel_report
 
-    return (kernel_report.MARK_BEGIN + "\n" + kernel_report.markdown(_json(KERNEL_ACCESS))
-            + kernel_report.MARK_END)
+    return (
+        kernel_report.MARK_BEGIN
+        + "\n"
+        + kernel_report.markdown(_json(KERNEL_ACCESS))
+        + kernel_report.MARK_END
+    )
 
 
 RENDERED: List[Tuple[str, Callable[[], str]]] = [
-    ("README.md", cpu_table), ("README.md", cpu_caption), ("README.md", cpu_parity_sentence),
-    ("README.md", export_parity_table), ("engines/README.md", kernel_access_block),
+    ("README.md", cpu_table),
+    ("README.md", cpu_caption),
+    ("README.md", cpu_parity_sentence),
+    ("README.md", export_parity_table),
+    ("engines/README.md", kernel_access_block),
 ]
 
 
@@ -181,10 +199,10 @@ def test_results_folder_records_its_own_command():
     assert "--out benchmarks/results/cpu-epyc-2core" in bench["command"]
     assert "--out benchmarks/results/cpu-epyc-2core/parity" in parity["command"]
     assert "note" not in bench and "note" not in parity
-    assert bench["cpu"] == parity["cpu"] and "EPYC" in bench["cpu"], \
+    assert bench["cpu"] == parity["cpu"] and "EPYC" in bench["cpu"], (
         "the folder is named after the CPU /proc/cpuinfo reports"
-    assert (CPU / "bench.md").read_text().startswith(f"Device: {bench['cpu']}; command: "
-                                                     f"`{bench['command']}`")
+    )
+    assert (CPU / "bench.md").read_text().startswith(f"Device: {bench['cpu']}; command: `{bench['command']}`")
 
 
 # -- single figures in prose -------------------------------------------------------------------
@@ -201,7 +219,9 @@ def _demo_parameters() -> str:
 
 
 def _ptxas_registers() -> str:
-    return f"registers ({_json(KERNEL_ACCESS)['ptxas']['sm_90']['tensor_core_kernel']['registers']} per thread)"
+    return (
+        f"registers ({_json(KERNEL_ACCESS)['ptxas']['sm_90']['tensor_core_kernel']['registers']} per thread)"
+    )
 
 
 def _fp32_weights_kb() -> str:
@@ -225,17 +245,17 @@ def test_prose_figures_match_their_source(doc, text, source):
     assert source() == text
 
 
-@pytest.mark.xfail(strict=True, reason="engines/README.md says 61.7–64.9 KB; the kernels' plan "
-                                       "gives 62.0–65.4 KB (60.5–63.9 KiB): the README is stale")
 def test_tensor_core_shared_memory_range(cpu_lib):
-    """engines/README.md: 'Shared memory at the paper settings: 61.7–64.9 KB' (the kernels'
+    """engines/README.md: 'Shared memory at the paper settings: 62.0–65.4 KB' (the kernels'
     own plan, from the CPU build of the header)."""
     from asap_deploy.fused_mlp import make_shape
     from asap_deploy.mlp_spec import MLPSpec
 
-    sizes = [cpu_lib.asap_tensor_core_smem_bytes(make_shape(MLPSpec(c, s), c, mode))
-             for c, s in [(35, 16), (35, 32), (35, 64), (13, 32), (13, 64)]
-             for mode in ("one_hot", "label_ids")]
+    sizes = [
+        cpu_lib.asap_tensor_core_smem_bytes(make_shape(MLPSpec(c, s), c, mode))
+        for c, s in [(35, 16), (35, 32), (35, 64), (13, 32), (13, 64)]
+        for mode in ("one_hot", "label_ids")
+    ]
     quoted = f"{min(sizes) / 1e3:.1f}–{max(sizes) / 1e3:.1f} KB"
     assert f"Shared memory at the paper settings: {quoted}" in _text("engines/README.md")
 
@@ -243,11 +263,13 @@ def test_tensor_core_shared_memory_range(cpu_lib):
 # -- everything that looks like a figure is accounted for --------------------------------------
 #: (doc, text) -> where it is checked, or why it is not a measurement
 EXPLAINED = {
-    ("engines/README.md", "61.7–64.9 KB"): "the kernels' shared-memory plan, checked (and found "
-                                           "stale) by test_tensor_core_shared_memory_range",
+    ("engines/README.md", "62.0–65.4 KB"): "the kernels' shared-memory plan, checked by "
+    "test_tensor_core_shared_memory_range",
 }
-_FIGURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:[–-]\d+(?:\.\d+)?)?(?:e-\d+)?)\s?"
-                     r"(ms|dB|KB|M parameters)(?![\w])|(?<![\w.])\d\.\d+e-\d+")
+_FIGURE = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?(?:[–-]\d+(?:\.\d+)?)?(?:e-\d+)?)\s?"
+    r"(ms|dB|KB|M parameters)(?![\w])|(?<![\w.])\d\.\d+e-\d+"
+)
 _COMPARATOR = re.compile(r"(≤|≥|<=|>=|<|>)\s*$")
 
 
@@ -269,11 +291,13 @@ def test_every_figure_is_backed_or_a_threshold(doc):
             start = text.find(t, start + 1)
     loose = []
     for m in _FIGURE.finditer(text):
-        if _COMPARATOR.search(text[max(0, m.start() - 4):m.start()]):
+        if _COMPARATOR.search(text[max(0, m.start() - 4) : m.start()]):
             continue  # a threshold or a target, not a measurement
         if any(a <= m.start() and m.end() <= b for a, b in covered):
             continue
         line = text.count("\n", 0, m.start()) + 1
         loose.append(f"line {line}: {m.group(0)!r}")
-    assert loose == [], (f"{doc}: figures with no committed source (add the file to RENDERED or "
-                         f"FIGURES, or say why in EXPLAINED): {loose}")
+    assert loose == [], (
+        f"{doc}: figures with no committed source (add the file to RENDERED or "
+        f"FIGURES, or say why in EXPLAINED): {loose}"
+    )

@@ -6,6 +6,7 @@ Without a GPU an engine cannot be deserialised, so CPU-built engines are checked
 export's manifest through what can be read without one: the network TensorRT built them from
 (I/O names, types, shapes), the sidecar, and the plugin record serialised in the plan.
 """
+
 import hashlib
 import importlib
 import json
@@ -45,16 +46,22 @@ def exported(tmp_path_factory):
     from conftest import small_config
 
     from asap_deploy.demo import demo_generator
+
     ckpt = out.parent / "latest_net_G.pth"
     torch.save(OrderedDict(demo_generator(small_config(hr_width=64)).state_dict()), ckpt)
-    assert export_main([str(ckpt), "--width", "64", "--out", str(out), "--precision", "fp32",
-                        "fp16", "--no-parity"]) == 0
+    assert (
+        export_main(
+            [str(ckpt), "--width", "64", "--out", str(out), "--precision", "fp32", "fp16", "--no-parity"]
+        )
+        == 0
+    )
     return out
 
 
 def test_missing_module_message(monkeypatch):
     def fail(name):
         raise ImportError(f"No module named {name!r}")
+
     monkeypatch.setattr(importlib, "import_module", fail)
     with pytest.raises(MissingDependencyError, match="pip install tensorrt-rtx-cu13-bindings"):
         trt_module.import_tensorrt("auto")
@@ -62,10 +69,13 @@ def test_missing_module_message(monkeypatch):
 
 def _manifest_io(export_dir: Path, filename: str):
     """The documented interface of one exported file: {name: (dtype, shape)} in and out."""
-    entry = next(f for f in json.loads((export_dir / "manifest.json").read_text())["files"]
-                 if f["file"] == filename)
-    return ({t["name"]: (t["dtype"], t["shape"]) for t in entry["inputs"]},
-            {t["name"]: (t["dtype"], t["shape"]) for t in entry["outputs"]})
+    entry = next(
+        f for f in json.loads((export_dir / "manifest.json").read_text())["files"] if f["file"] == filename
+    )
+    return (
+        {t["name"]: (t["dtype"], t["shape"]) for t in entry["inputs"]},
+        {t["name"]: (t["dtype"], t["shape"]) for t in entry["outputs"]},
+    )
 
 
 def _network_io(trt, onnx_path: Path):
@@ -73,22 +83,24 @@ def _network_io(trt, onnx_path: Path):
     logger = trt.Logger(trt.Logger.ERROR)
     network = trt.Builder(logger).create_network(0)
     parser = trt.OnnxParser(network, logger)
-    assert parser.parse(onnx_path.read_bytes()), [parser.get_error(i).desc()
-                                                  for i in range(parser.num_errors)]
-    io = [network.get_input(i) for i in range(network.num_inputs)], \
-        [network.get_output(i) for i in range(network.num_outputs)]
-    return tuple({t.name: [np.dtype(trt.nptype(t.dtype)).name, list(t.shape)] for t in ts}
-                 for ts in io)
+    assert parser.parse(onnx_path.read_bytes()), [
+        parser.get_error(i).desc() for i in range(parser.num_errors)
+    ]
+    io = (
+        [network.get_input(i) for i in range(network.num_inputs)],
+        [network.get_output(i) for i in range(network.num_outputs)],
+    )
+    return tuple({t.name: [np.dtype(trt.nptype(t.dtype)).name, list(t.shape)] for t in ts} for ts in io)
 
 
-def _check_engine_against_manifest(export_dir, onnx_name, engine, side, batch, net_io=None,
-                                   trt=None):
+def _check_engine_against_manifest(export_dir, onnx_name, engine, side, batch, net_io=None, trt=None):
     """What a CPU can check of a CPU-built engine: the sidecar's profile and outputs, the
     network's I/O names/types/shapes, the hashes, and the I/O names in the plan."""
     want_in, want_out = _manifest_io(export_dir, onnx_name)
     lo, mid, hi = batch
-    assert side["inputs"] == {n: {"min": [lo, *s[1:]], "opt": [mid, *s[1:]], "max": [hi, *s[1:]]}
-                              for n, (_, s) in want_in.items()}
+    assert side["inputs"] == {
+        n: {"min": [lo, *s[1:]], "opt": [mid, *s[1:]], "max": [hi, *s[1:]]} for n, (_, s) in want_in.items()
+    }
     assert side["outputs"] == list(want_out)
     net_in, net_out = net_io if net_io is not None else _network_io(trt, export_dir / onnx_name)
     as_net = lambda d: {n: [t, [-1, *s[1:]]] for n, (t, s) in d.items()}  # noqa: E731
@@ -104,8 +116,19 @@ def test_build_fp16_engine_with_sidecar_and_timing_cache(exported, tmp_path, cap
     trt, flavour = _trt()
     engine = tmp_path / "a.plan"
     cache = tmp_path / "timing.cache"
-    rc = build_main([str(exported / "asapnet_fp16.onnx"), "--out", str(engine), "--batch", "1",
-                     "2", "4", "--timing-cache", str(cache)])
+    rc = build_main(
+        [
+            str(exported / "asapnet_fp16.onnx"),
+            "--out",
+            str(engine),
+            "--batch",
+            "1",
+            "2",
+            "4",
+            "--timing-cache",
+            str(cache),
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     side = json.loads(sidecar_path(engine).read_text())
@@ -123,19 +146,27 @@ def test_build_fp16_engine_with_sidecar_and_timing_cache(exported, tmp_path, cap
 def test_plugin_graph(exported, tmp_path, capsys):
     trt, flavour = _trt()
     engine = tmp_path / "p.plan"
-    rc = build_main([str(exported / "asapnet_plugin_fp16.onnx"), "--out", str(engine),
-                     "--no-progress", "--plugin", "none"])
+    rc = build_main(
+        [
+            str(exported / "asapnet_plugin_fp16.onnx"),
+            "--out",
+            str(engine),
+            "--no-progress",
+            "--plugin",
+            "none",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     side = json.loads(sidecar_path(engine).read_text())
     assert side["plugin"]["kind"] == "none"
-    _check_engine_against_manifest(exported, "asapnet_plugin_fp16.onnx", engine, side, (1, 1, 1),
-                                   trt=trt)
+    _check_engine_against_manifest(exported, "asapnet_plugin_fp16.onnx", engine, side, (1, 1, 1), trt=trt)
     if flavour == "tensorrt_rtx":
         plan = engine.read_bytes()  # the node's ONNX function was built, no plugin record
         assert not _plugin_records(plan, PLUGIN_OP) and b"/pixelwise_mlp/" in plan
         # the Python plugin is refused with the reason, not a crash
-        rc = build_main([str(exported / "asapnet_plugin_fp16.onnx"), "--out", str(engine),
-                         "--plugin", "python"])
+        rc = build_main(
+            [str(exported / "asapnet_plugin_fp16.onnx"), "--out", str(engine), "--plugin", "python"]
+        )
         assert rc == 2 and "TensorRT for RTX cannot use the" in capsys.readouterr().err
 
 
@@ -189,16 +220,25 @@ def _rtx_libs():
 
 def _run_child(script, args, lib_dir, tmp_path):
     env = dict(os.environ)
-    paths = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep)
-             if p and not (Path(p) / "libtensorrt_rtx.so").exists()]
+    paths = [
+        p
+        for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+        if p and not (Path(p) / "libtensorrt_rtx.so").exists()
+    ]
     if lib_dir is not None:
         paths.insert(0, str(lib_dir))
     env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
     import resource
 
-    return subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+    return subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)),
+    )
 
 
 def test_rtx_parser_aborts_on_plugin_nodes_without_unversioned_library(exported, tmp_path, cpu_lib):
@@ -208,38 +248,46 @@ def test_rtx_parser_aborts_on_plugin_nodes_without_unversioned_library(exported,
     _, libs = _rtx_libs()
     if (libs / "libtensorrt_rtx.so").exists():
         pytest.skip(f"{libs} has libtensorrt_rtx.so: the abort cannot happen in this install")
-    r = _run_child(_CHILD, [exported / "asapnet_plugin_fp16.onnx", tmp_path / "x.plan",
-                            Path(cpu_lib._name).parent], None, tmp_path)
+    r = _run_child(
+        _CHILD,
+        [exported / "asapnet_plugin_fp16.onnx", tmp_path / "x.plan", Path(cpu_lib._name).parent],
+        None,
+        tmp_path,
+    )
     assert r.returncode == -6 and "terminate called" in r.stderr, (r.returncode, r.stderr[-2000:])
     # registering was fine, parsing aborted
     assert "parsing" in r.stdout and "RESULT" not in r.stdout
 
 
-_PLAN_STR = b"\x13\x80\x01\x00"      # string: tag, u64 length, 2nd tag, u64 length, bytes
+_PLAN_STR = b"\x13\x80\x01\x00"  # string: tag, u64 length, 2nd tag, u64 length, bytes
 _PLAN_STR2 = b"\x01\x80\x0c\x80\x01\x00"
-_PLAN_U32 = b"\x07\x80\x01\x00"      # u32 (counts)
+_PLAN_U32 = b"\x07\x80\x01\x00"  # u32 (counts)
 _PLAN_BLOB = b"\x01\x80\x03\x80\x01\x00"  # u64 length, bytes
 
 
 def _plugin_records(plan: bytes, name: str):
     """Offsets of plan strings that are exactly ``name`` (layer metadata only contains it)."""
     hits = [m.start() for m in re.finditer(re.escape(name.encode()), plan)]
-    return [h - 26 for h in hits if plan[h - 26:h - 22] == _PLAN_STR
-            and struct.unpack_from("<Q", plan, h - 22)[0] == len(name)]
+    return [
+        h - 26
+        for h in hits
+        if plan[h - 26 : h - 22] == _PLAN_STR and struct.unpack_from("<Q", plan, h - 22)[0] == len(name)
+    ]
 
 
 def _plan_plugin_fields(plan: bytes, name: str):
     """(version, namespace, {field: (type, data)}) of a plugin's record in a TensorRT for RTX
     1.7 plan, decoded from the layout observed there (undocumented: a change of layout fails
     here with the offset, and this reader must then follow it)."""
+
     def string(i):
-        assert plan[i:i + 4] == _PLAN_STR and plan[i + 12:i + 18] == _PLAN_STR2, i
+        assert plan[i : i + 4] == _PLAN_STR and plan[i + 12 : i + 18] == _PLAN_STR2, i
         n = struct.unpack_from("<Q", plan, i + 4)[0]
         assert struct.unpack_from("<Q", plan, i + 18)[0] == n, i
-        return plan[i + 26:i + 26 + n], i + 26 + n
+        return plan[i + 26 : i + 26 + n], i + 26 + n
 
     def u32(i):
-        assert plan[i:i + 4] == _PLAN_U32, i
+        assert plan[i : i + 4] == _PLAN_U32, i
         return struct.unpack_from("<I", plan, i + 4)[0], i + 8
 
     starts = _plugin_records(plan, name)
@@ -253,9 +301,9 @@ def _plan_plugin_fields(plan: bytes, name: str):
         field, i = string(i)
         length, i = u32(i)
         kind, i = string(i)
-        if plan[i:i + 6] == _PLAN_BLOB:
+        if plan[i : i + 6] == _PLAN_BLOB:
             n = struct.unpack_from("<Q", plan, i + 6)[0]
-            data, i = plan[i + 14:i + 14 + n], i + 14 + n
+            data, i = plan[i + 14 : i + 14 + n], i + 14 + n
         else:
             data, i = string(i)
         fields[field.decode()] = (kind.decode(), length, data)
@@ -278,15 +326,16 @@ def test_rtx_engine_with_python_plugin_builds_on_cpu(exported, tmp_path, cpu_lib
     side = res["sidecar"]
     assert side["plugin"]["kind"] == "preregistered" and side["precision"] == "fp16"
     assert json.loads(sidecar_path(engine).read_text()) == side
-    _check_engine_against_manifest(exported, onnx_name, engine, side, (1, 2, 3),
-                                   net_io=tuple(res["io"]))
+    _check_engine_against_manifest(exported, onnx_name, engine, side, (1, 2, 3), net_io=tuple(res["io"]))
 
     # the plugin record in the plan carries exactly the node's attributes
     node = read_node_attributes(onnx.load(exported / onnx_name))
     version, namespace, fields = _plan_plugin_fields(engine.read_bytes(), PLUGIN_OP)
-    assert (version, namespace) == (node.pop("plugin_version").decode(),
-                                    node.pop("plugin_namespace").decode()) == ("1",
-                                                                               PLUGIN_NAMESPACE)
+    assert (
+        (version, namespace)
+        == (node.pop("plugin_version").decode(), node.pop("plugin_namespace").decode())
+        == ("1", PLUGIN_NAMESPACE)
+    )
     assert set(fields) == set(node)
     for k, v in node.items():
         kind, length, data = fields[k]
@@ -300,24 +349,26 @@ def test_rtx_engine_with_python_plugin_builds_on_cpu(exported, tmp_path, cpu_lib
         def __init__(self, name, data):
             self.name, self.data = name, data
 
-    decoded = [Field(k, np.frombuffer(d, np.int8 if t == "CHAR" else np.int32))
-               for k, (t, _, d) in fields.items()]
-    assert parse_fields(decoded) == {k: v.decode() if isinstance(v, bytes) else v
-                                     for k, v in node.items()}
+    decoded = [
+        Field(k, np.frombuffer(d, np.int8 if t == "CHAR" else np.int32)) for k, (t, _, d) in fields.items()
+    ]
+    assert parse_fields(decoded) == {k: v.decode() if isinstance(v, bytes) else v for k, v in node.items()}
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["missing.onnx"], "ONNX file not found"),
-    (["BAD", "--batch", "4", "2", "1"], "min <= opt <= max"),
-    (["BAD", "--batch", "1", "2"], "one value"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["missing.onnx"], "ONNX file not found"),
+        (["BAD", "--batch", "4", "2", "1"], "min <= opt <= max"),
+        (["BAD", "--batch", "1", "2"], "one value"),
+    ],
+)
 def test_bad_input_exits_2(tmp_path, capsys, monkeypatch, argv, match):
     """These errors come before TensorRT is imported: they must not need it (nor skip)."""
     monkeypatch.setattr("asap_deploy.engine.trt_module.import_tensorrt", _no_tensorrt)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
-    argv = [str(bad) if a == "BAD" else str(tmp_path / a) if a.endswith(".onnx") else a
-            for a in argv]
+    argv = [str(bad) if a == "BAD" else str(tmp_path / a) if a.endswith(".onnx") else a for a in argv]
     assert build_main(argv) == 2
     assert match in capsys.readouterr().err
     assert not list(tmp_path.glob("*.plan"))
@@ -338,14 +389,17 @@ def test_corrupt_onnx(tmp_path, capsys, monkeypatch):
 
 
 def test_sidecar_checks(tmp_path):
-    side = {"onnx": "m.onnx", "tensorrt_module": "tensorrt", "tensorrt_version": "11.1.0",
-            "gpu": {"name": "NVIDIA H100", "compute_capability": "9.0"}}
+    side = {
+        "onnx": "m.onnx",
+        "tensorrt_module": "tensorrt",
+        "tensorrt_version": "11.1.0",
+        "gpu": {"name": "NVIDIA H100", "compute_capability": "9.0"},
+    }
     check_compatible(side, "tensorrt", "11.1.0", {"name": "NVIDIA H100", "compute_capability": "9.0"})
     with pytest.raises(EngineMismatchError, match="only load in the TensorRT version"):
         check_compatible(side, "tensorrt", "11.2.0", None)
     with pytest.raises(EngineMismatchError, match="rebuild it: python -m asap_deploy.build m.onnx"):
-        check_compatible(side, "tensorrt", "11.1.0", {"name": "RTX 2080 Ti",
-                                                      "compute_capability": "7.5"})
+        check_compatible(side, "tensorrt", "11.1.0", {"name": "RTX 2080 Ti", "compute_capability": "7.5"})
     with pytest.raises(EngineMismatchError, match="is missing"):
         read_sidecar(tmp_path / "x.plan")
 
@@ -355,6 +409,7 @@ def test_python_plugin_fields_round_trip():
     from asap_deploy.config import GeneratorConfig
     from asap_deploy.engine.python_plugin import make_classes, parse_fields
     from asap_deploy.onnx_export.plugin_node import node_attributes
+
     plugin_cls, creator_cls = make_classes(trt)
     attrs = node_attributes(GeneratorConfig(downsampling=64), "label_ids")
     plugin = plugin_cls(attrs)
@@ -372,6 +427,7 @@ def test_plugin_engine_matches_pytorch_on_gpu(exported):
     import shutil
 
     import torch
+
     if not torch.cuda.is_available():
         pytest.skip("needs an NVIDIA GPU (CUDA)")
     if shutil.which("nvcc") is None:
@@ -392,8 +448,7 @@ def test_plugin_engine_matches_pytorch_on_gpu(exported):
             root = build_plugin.find_tensorrt(None)
         except MissingDependencyError as exc:
             pytest.skip(f"TensorRT for RTX needs the C++ plugin, which needs headers: {exc}")
-        plugin = str(build_plugin.build_trt_plugin(DEFAULT_DIR, root,
-                                                   archs=(f"{major}{minor}",)))
+        plugin = str(build_plugin.build_trt_plugin(DEFAULT_DIR, root, archs=(f"{major}{minor}",)))
     src = open_export(exported)
     feeds = src.feeds(1, seed=3)
     ref = src.gen(torch.from_numpy(feeds["label"])).numpy()

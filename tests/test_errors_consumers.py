@@ -2,6 +2,7 @@
 it against its manifest before use, checks its paths before any work, and shares the CLI wrapper:
 a damaged export is one line and exit 2, never a backend listed as "skipped"; an unwritable
 --out is found before anything is timed; no runnable backend is exit 3, not a traceback."""
+
 import json
 import os
 import shutil
@@ -37,8 +38,10 @@ def label_png(tmp_path):
 @pytest.fixture
 def nothing_runs(monkeypatch):
     """Refuse to time, compare or load a model: the command must stop before."""
+
     def refuse(*a, **k):
         raise AssertionError("work started before the inputs were checked")
+
     monkeypatch.setattr("asap_deploy.bench.time_runner", refuse)
     monkeypatch.setattr("asap_deploy.parity._compare_one", refuse, raising=False)
     try:  # (absent before the Python API existed: these tests also run against older code)
@@ -58,7 +61,7 @@ def _damage(folder, how):
     elif how == "foreign_model":  # a valid ONNX graph, but another one
         f.write_bytes((folder / "g.onnx").read_bytes())
     elif how == "garbage_manifest":
-        (folder / "manifest.json").write_bytes(b"{\"manifest_version\": 1, \"files\": [")
+        (folder / "manifest.json").write_bytes(b'{"manifest_version": 1, "files": [')
     elif how == "foreign_manifest":
         (folder / "manifest.json").write_text(json.dumps({"name": "someone else's", "files": []}))
     elif how == "list_manifest":
@@ -67,33 +70,43 @@ def _damage(folder, how):
 
 def _command(name, folder, out, label_png):
     if name == "bench":
-        return bench_main, ["--export", str(folder), "--backends", "ort-cpu-fp32",
-                            "torch-eager-fp32", "--out", str(out), *QUICK]
+        return bench_main, [
+            "--export",
+            str(folder),
+            "--backends",
+            "ort-cpu-fp32",
+            "torch-eager-fp32",
+            "--out",
+            str(out),
+            *QUICK,
+        ]
     if name == "parity":
-        return parity_main, ["--export", str(folder), "--backends", "ort-cpu-fp32", "--out",
-                             str(out)]
+        return parity_main, ["--export", str(folder), "--backends", "ort-cpu-fp32", "--out", str(out)]
     if name == "translate":
         from asap_deploy.translate import main as translate_main
-        return translate_main, [str(folder), str(label_png), "--instance", str(label_png),
-                                "--out", str(out)]
+
+        return translate_main, [str(folder), str(label_png), "--instance", str(label_png), "--out", str(out)]
     pytest.importorskip("tritonclient")
     from asap_deploy.triton import main as triton_main
+
     return triton_main, [str(folder), "--out", str(out), "--onnx", "fp32", "--no-warmup"]
 
 
-DAMAGE = [("truncated", ["asapnet.onnx", "truncated", "re-export"]),
-          ("same_size_edit", ["asapnet.onnx", "re-export"]),
-          ("foreign_model", ["asapnet.onnx", "re-export"]),
-          ("garbage_manifest", ["manifest.json", "not valid JSON", "re-export"]),
-          ("foreign_manifest", ["manifest.json", "not an asap_deploy manifest", "re-export"]),
-          ("list_manifest", ["manifest.json", "holds a JSON list", "re-export"])]
+DAMAGE = [
+    ("truncated", ["asapnet.onnx", "truncated", "re-export"]),
+    ("same_size_edit", ["asapnet.onnx", "re-export"]),
+    ("foreign_model", ["asapnet.onnx", "re-export"]),
+    ("garbage_manifest", ["manifest.json", "not valid JSON", "re-export"]),
+    ("foreign_manifest", ["manifest.json", "not an asap_deploy manifest", "re-export"]),
+    ("list_manifest", ["manifest.json", "holds a JSON list", "re-export"]),
+]
 
 
 @pytest.mark.parametrize("command", ["bench", "parity", "translate", "triton"])
 @pytest.mark.parametrize("how,needles", DAMAGE, ids=[d[0] for d in DAMAGE])
-def test_a_damaged_export_is_one_line_exit_2_and_nothing_runs(folder, tmp_path, capsys, label_png,
-                                                              command, how, needles,
-                                                              nothing_runs):
+def test_a_damaged_export_is_one_line_exit_2_and_nothing_runs(
+    folder, tmp_path, capsys, label_png, command, how, needles, nothing_runs
+):
     _damage(folder, how)
     main, argv = _command(command, folder, tmp_path / "out", label_png)
     rc = main(argv)
@@ -107,6 +120,7 @@ def test_a_damaged_export_is_one_line_exit_2_and_nothing_runs(folder, tmp_path, 
 @pytest.mark.parametrize("backend", ["auto", "onnxruntime", "torch"])
 def test_load_refuses_a_damaged_export_whatever_the_backend(folder, how, needles, backend):
     from asap_deploy.errors import AsapDeployError
+
     _damage(folder, how)
     with pytest.raises(AsapDeployError) as e:
         asap_deploy.load(folder, backend=backend)
@@ -117,6 +131,7 @@ def test_load_refuses_a_damaged_export_whatever_the_backend(folder, how, needles
 
 def test_load_of_a_file_checks_it_and_refuses_unindexed_files(folder):
     from asap_deploy.errors import ExportIntegrityError, InputPathError
+
     with asap_deploy.load(folder / "asapnet.onnx") as g:
         assert g.backend == "ort-cpu-fp32"
     shutil.copy(folder / "asapnet.onnx", folder / "copy.onnx")
@@ -127,9 +142,9 @@ def test_load_of_a_file_checks_it_and_refuses_unindexed_files(folder):
         asap_deploy.load(folder / "asapnet.onnx")
 
 
-def test_a_changed_source_checkpoint_is_refused_where_it_is_the_reference(folder, tmp_path,
-                                                                           capsys):
+def test_a_changed_source_checkpoint_is_refused_where_it_is_the_reference(folder, tmp_path, capsys):
     from asap_deploy.errors import ExportIntegrityError
+
     src = json.loads((folder / "manifest.json").read_text())["source"]["checkpoint"]
     backup = Path(src).read_bytes()
     try:
@@ -148,12 +163,14 @@ def test_a_changed_source_checkpoint_is_refused_where_it_is_the_reference(folder
 
 @pytest.mark.parametrize("command", ["bench", "parity", "translate", "triton"])
 @pytest.mark.parametrize("where", ["parent_is_file", "out_is_file", "unwritable"])
-def test_out_is_checked_before_any_work(folder, tmp_path, capsys, label_png, command, where,
-                                        nothing_runs):
+def test_out_is_checked_before_any_work(folder, tmp_path, capsys, label_png, command, where, nothing_runs):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    out = {"parent_is_file": blocker / "sub" / "out", "out_is_file": blocker,
-           "unwritable": tmp_path / "ro" / "out"}[where]
+    out = {
+        "parent_is_file": blocker / "sub" / "out",
+        "out_is_file": blocker,
+        "unwritable": tmp_path / "ro" / "out",
+    }[where]
     if where == "unwritable":
         (tmp_path / "ro").mkdir()
         os.chmod(tmp_path / "ro", 0o555)
@@ -165,51 +182,65 @@ def test_out_is_checked_before_any_work(folder, tmp_path, capsys, label_png, com
     err = capsys.readouterr()
     assert rc == EXIT_USAGE, err
     line = assert_one_error_line(err.err, "cannot write")
-    assert {"parent_is_file": "is a file, not a folder", "out_is_file": "a file of that name",
-            "unwritable": "no permission"}[where] in line
+    assert {
+        "parent_is_file": "is a file, not a folder",
+        "out_is_file": "a file of that name",
+        "unwritable": "no permission",
+    }[where] in line
     assert "timing" not in err.out
     assert tree(tmp_path) == before
 
 
 def test_bench_unwritable_out_fails_before_the_timing(folder, tmp_path, capsys, monkeypatch):
     """The issue's case as a user meets it: nothing is timed, no model is loaded."""
+
     def timed(*a, **k):
         raise AssertionError("a backend was timed before --out was checked")
+
     monkeypatch.setattr("asap_deploy.bench.time_runner", timed)
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    rc = bench_main(["--export", str(folder), "--backends", "ort-cpu-fp32", "--out",
-                     str(blocker / "results"), *QUICK])
+    rc = bench_main(
+        ["--export", str(folder), "--backends", "ort-cpu-fp32", "--out", str(blocker / "results"), *QUICK]
+    )
     assert rc == EXIT_USAGE
-    assert_one_error_line(capsys.readouterr().err, "cannot write bench results folder",
-                          "is a file, not a folder")
+    assert_one_error_line(
+        capsys.readouterr().err, "cannot write bench results folder", "is a file, not a folder"
+    )
 
 
 def _fake_backend(monkeypatch, name, reason):
     from asap_deploy.runners import registry
-    monkeypatch.setitem(registry._REGISTRY, name, registry.Backend(
-        name, "test", "fp32", "cannot run here", lambda ctx: None, lambda ctx: reason))
+
+    monkeypatch.setitem(
+        registry._REGISTRY,
+        name,
+        registry.Backend(name, "test", "fp32", "cannot run here", lambda ctx: None, lambda ctx: reason),
+    )
 
 
 @pytest.mark.parametrize("command", ["bench", "parity"])
-def test_no_runnable_backend_is_exit_3_with_the_reasons_and_the_report(folder, tmp_path, capsys,
-                                                                       monkeypatch, command):
+def test_no_runnable_backend_is_exit_3_with_the_reasons_and_the_report(
+    folder, tmp_path, capsys, monkeypatch, command
+):
     _fake_backend(monkeypatch, "gpu-only", "needs a CUDA GPU (none here)")
     out = tmp_path / "report"
     main = bench_main if command == "bench" else parity_main
-    rc = main(["--export", str(folder), "--backends", "gpu-only", "--out", str(out)]
-              + (QUICK if command == "bench" else []))
+    rc = main(
+        ["--export", str(folder), "--backends", "gpu-only", "--out", str(out)]
+        + (QUICK if command == "bench" else [])
+    )
     captured = capsys.readouterr()
     assert rc == EXIT_ENVIRONMENT
-    assert_one_error_line(captured.err, "no backend could run here",
-                          "gpu-only: needs a CUDA GPU (none here)")
+    assert_one_error_line(captured.err, "no backend could run here", "gpu-only: needs a CUDA GPU (none here)")
     data = json.loads((out / f"{command}.json").read_text())
     assert data["results"][0]["skipped"] == "needs a CUDA GPU (none here)"
     assert "skipped: needs a CUDA GPU" in captured.out
 
 
-@pytest.mark.skipif("__import__('torch').cuda.is_available()",
-                    reason="the TensorRT backend can run on this machine")
+@pytest.mark.skipif(
+    "__import__('torch').cuda.is_available()", reason="the TensorRT backend can run on this machine"
+)
 def test_parity_with_only_a_gpu_backend_on_a_cpu_machine(folder, tmp_path, capsys):
     """The issue's case: no runnable backend crashed on the missing parity.json."""
     out = tmp_path / "parity"
@@ -219,8 +250,9 @@ def test_parity_with_only_a_gpu_backend_on_a_cpu_machine(folder, tmp_path, capsy
     assert json.loads((out / "parity.json").read_text())["results"][0]["skipped"]
 
 
-def test_parity_outside_tolerance_is_exit_1_and_a_failing_backend_exit_4(folder, tmp_path,
-                                                                         capsys, monkeypatch):
+def test_parity_outside_tolerance_is_exit_1_and_a_failing_backend_exit_4(
+    folder, tmp_path, capsys, monkeypatch
+):
     from asap_deploy.errors import InputError
     from asap_deploy.runners import registry
 
@@ -244,21 +276,24 @@ def test_parity_outside_tolerance_is_exit_1_and_a_failing_backend_exit_4(folder,
             raise InputError("broke")
 
     for name, cls in (("off", Off), ("broken", Broken)):
-        monkeypatch.setitem(registry._REGISTRY, name, registry.Backend(
-            name, "test", "fp32", "", lambda ctx, c=cls: c(), lambda ctx: None))
-    assert parity_main(["--export", str(folder), "--backends", "broken", "off"]) == \
-        EXIT_VERIFICATION
+        monkeypatch.setitem(
+            registry._REGISTRY,
+            name,
+            registry.Backend(name, "test", "fp32", "", lambda ctx, c=cls: c(), lambda ctx: None),
+        )
+    assert parity_main(["--export", str(folder), "--backends", "broken", "off"]) == EXIT_VERIFICATION
     assert_one_error_line(capsys.readouterr().err, "outside tolerance: off", "do not deploy")
     assert parity_main(["--export", str(folder), "--backends", "broken"]) == EXIT_TOOL
     assert_one_error_line(capsys.readouterr().err, "broken failed on", "broke")
 
 
 def test_bad_flags_of_the_harness_are_one_line(folder, capsys, nothing_runs):
-    for argv, needle in [([], "give --export DIR or --demo PRESET"),
-                         (["--export", str(folder), "--batch", "0"], "--batch must be at least 1"),
-                         (["--demo", "no-such-preset"], "unknown preset 'no-such-preset'"),
-                         (["--export", str(folder), "--kernel-library", "/nonexistent.so"],
-                          "kernel library not found")]:
+    for argv, needle in [
+        ([], "give --export DIR or --demo PRESET"),
+        (["--export", str(folder), "--batch", "0"], "--batch must be at least 1"),
+        (["--demo", "no-such-preset"], "unknown preset 'no-such-preset'"),
+        (["--export", str(folder), "--kernel-library", "/nonexistent.so"], "kernel library not found"),
+    ]:
         for main in (bench_main, parity_main):
             assert main(argv) == EXIT_USAGE, argv
             assert_one_error_line(capsys.readouterr().err, needle)
@@ -266,19 +301,30 @@ def test_bad_flags_of_the_harness_are_one_line(folder, capsys, nothing_runs):
 
 # -- every command shares the wrapper -----------------------------------------------------------
 
+
 def _cli(name, folder, tmp_path, label_png):
     if name == "export":
         ckpt = json.loads((folder / "manifest.json").read_text())["source"]["checkpoint"]
-        return export_main, [ckpt, "--width", WIDTH, "--out", str(tmp_path / "o"), "--no-parity",
-                             "--precision", "fp32"]
+        return export_main, [
+            ckpt,
+            "--width",
+            WIDTH,
+            "--out",
+            str(tmp_path / "o"),
+            "--no-parity",
+            "--precision",
+            "fp32",
+        ]
     if name == "build":
         from asap_deploy.engine.trt_module import import_tensorrt
         from asap_deploy.errors import MissingDependencyError
+
         try:
             import_tensorrt("auto")
         except MissingDependencyError:
             pytest.skip("build checks its paths after choosing a TensorRT module")
         from asap_deploy.build import main as build_main
+
         return build_main, [str(folder / "asapnet.onnx"), "--out", str(tmp_path / "a.plan")]
     return _command(name, folder, tmp_path / "o", label_png)
 
@@ -287,15 +333,21 @@ CLIS = ["export", "build", "bench", "parity", "translate", "triton"]
 
 
 @pytest.mark.parametrize("name", CLIS)
-@pytest.mark.parametrize("exc,code,needle", [
-    (RuntimeError("boom"), EXIT_TOOL, "internal error (RuntimeError: boom)"),
-    (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
-    (OSError(28, "No space left on device", "/x"), EXIT_ENVIRONMENT, "No space left on device"),
-], ids=["internal", "interrupt", "disk-full"])
+@pytest.mark.parametrize(
+    "exc,code,needle",
+    [
+        (RuntimeError("boom"), EXIT_TOOL, "internal error (RuntimeError: boom)"),
+        (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
+        (OSError(28, "No space left on device", "/x"), EXIT_ENVIRONMENT, "No space left on device"),
+    ],
+    ids=["internal", "interrupt", "disk-full"],
+)
 def test_every_command_maps_failures_to_one_line_and_the_documented_code(
-        folder, tmp_path, capsys, label_png, monkeypatch, name, exc, code, needle):
+    folder, tmp_path, capsys, label_png, monkeypatch, name, exc, code, needle
+):
     def fail(*a, **k):
         raise exc
+
     monkeypatch.setattr("asap_deploy.paths.output_dir", fail)
     monkeypatch.setattr("asap_deploy.paths.output_file", fail)
     main, argv = _cli(name, folder, tmp_path, label_png)
@@ -307,24 +359,25 @@ def test_every_command_maps_failures_to_one_line_and_the_documented_code(
 
 
 @pytest.mark.parametrize("name", CLIS)
-def test_every_command_reports_usage_errors_as_one_line_exit_2(folder, tmp_path, capsys,
-                                                                label_png, name):
+def test_every_command_reports_usage_errors_as_one_line_exit_2(folder, tmp_path, capsys, label_png, name):
     main, argv = _cli(name, folder, tmp_path, label_png)
     assert main(argv + ["--bogus"]) == EXIT_USAGE
-    assert_one_error_line(capsys.readouterr().err, "unrecognized arguments: --bogus",
-                          "--help")
+    assert_one_error_line(capsys.readouterr().err, "unrecognized arguments: --bogus", "--help")
 
 
 # -- runner inputs: a bad feed is one line, never a NaN image or a library's error -------------
 
+
 @pytest.mark.parametrize("backend", ["ort-cpu-fp32", "torch-eager-fp32"])
-@pytest.mark.parametrize("value,needle", [(np.nan, "1 NaN/inf value (first nan"),
-                                          (np.inf, "1 NaN/inf value (first inf")])
+@pytest.mark.parametrize(
+    "value,needle", [(np.nan, "1 NaN/inf value (first nan"), (np.inf, "1 NaN/inf value (first inf")]
+)
 def test_a_nan_pixel_is_refused_by_name(small_fp32_export, backend, value, needle):
     from asap_deploy.artifacts import ExportFolder
     from asap_deploy.errors import InputError
     from asap_deploy.runners import registry
     from asap_deploy.sample_inputs import scene_feeds
+
     export = ExportFolder(small_fp32_export)
     feeds = {"label": scene_feeds(export.config, 1, export.height, export.width, 3)["label"]}
     feeds["label"][0, 2, 100, 7] = value
@@ -338,20 +391,26 @@ def test_a_nan_pixel_is_refused_by_name(small_fp32_export, backend, value, needl
     assert np.isnan(out).sum() > 1000  # a whole patch of the image, from one pixel
 
 
-@pytest.mark.parametrize("change,needle", [
-    (lambda f: f.pop("label"), "missing input label (the generator's float input): float32"),
-    (lambda f: f.update(label=f["label"].astype(np.float64)), "'label' is float64, expected"),
-    (lambda f: f.update(label=f["label"][:, :3]), "has shape [1, 3, 512, 64], expected"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (lambda f: f.pop("label"), "missing input label (the generator's float input): float32"),
+        (lambda f: f.update(label=f["label"].astype(np.float64)), "'label' is float64, expected"),
+        (lambda f: f.update(label=f["label"][:, :3]), "has shape [1, 3, 512, 64], expected"),
+    ],
+)
 def test_wrong_feeds_are_one_line_not_an_onnx_runtime_error(small_fp32_export, change, needle):
     from asap_deploy.artifacts import ExportFolder
     from asap_deploy.errors import InputError
     from asap_deploy.runners import registry
     from asap_deploy.sample_inputs import scene_feeds
+
     export = ExportFolder(small_fp32_export)
     feeds = {"label": scene_feeds(export.config, 1, export.height, export.width, 3)["label"]}
     change(feeds)
-    with registry.get("ort-cpu-fp32").create(registry.RunContext(export)) as runner, \
-            pytest.raises(InputError) as e:
+    with (
+        registry.get("ort-cpu-fp32").create(registry.RunContext(export)) as runner,
+        pytest.raises(InputError) as e,
+    ):
         runner.infer(feeds)
     assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)

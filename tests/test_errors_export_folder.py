@@ -1,6 +1,7 @@
 """Export folders are verified against manifest.json (size + SHA-256 of each file) before use:
 a damaged, edited, swapped or missing file, or a manifest that is garbage or someone else's, is
 one line naming the file and the re-export command, and ``build`` refuses before TensorRT."""
+
 import json
 import shutil
 from pathlib import Path
@@ -13,21 +14,25 @@ from asap_deploy.build import main as build_main
 
 def verify_export(*a, **k):
     from asap_deploy.export_folder import verify_export
+
     return verify_export(*a, **k)
 
 
 def export_of(*a, **k):
     from asap_deploy.export_folder import export_of
+
     return export_of(*a, **k)
 
 
 def reexport_command(*a, **k):
     from asap_deploy.export_folder import reexport_command
+
     return reexport_command(*a, **k)
 
 
 def _errors():
     from asap_deploy import errors
+
     return errors
 
 
@@ -69,13 +74,16 @@ def _damage(folder, how):
         f.mkdir()
 
 
-@pytest.mark.parametrize("how,needle", [
-    ("truncated", "(truncated?)"),
-    ("same_size_edit", "SHA-256 differs"),
-    ("foreign_model", "bytes, manifest.json says"),
-    ("missing", "asapnet.onnx is missing"),
-    ("folder", "asapnet.onnx is a folder"),
-])
+@pytest.mark.parametrize(
+    "how,needle",
+    [
+        ("truncated", "(truncated?)"),
+        ("same_size_edit", "SHA-256 differs"),
+        ("foreign_model", "bytes, manifest.json says"),
+        ("missing", "asapnet.onnx is missing"),
+        ("folder", "asapnet.onnx is a folder"),
+    ],
+)
 def test_damaged_file_names_it_and_the_reexport(folder, how, needle):
     _damage(folder, how)
     with pytest.raises(_errors().ExportIntegrityError) as e:
@@ -95,12 +103,15 @@ def test_build_refuses_a_file_that_does_not_match_its_manifest(folder, capsys, h
     assert not list(folder.glob("*.plan*"))
 
 
-@pytest.mark.parametrize("content,needle", [
-    (b"{\"manifest_version\": 1, \"files\": [", "is not valid JSON"),
-    (b"\xff\xfe garbage", "is not text"),
-    (b"[1, 2, 3]", "holds a JSON list"),
-    (b"{\"name\": \"someone else's manifest\"}", "is not an asap_deploy manifest"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b'{"manifest_version": 1, "files": [', "is not valid JSON"),
+        (b"\xff\xfe garbage", "is not text"),
+        (b"[1, 2, 3]", "holds a JSON list"),
+        (b'{"name": "someone else\'s manifest"}', "is not an asap_deploy manifest"),
+    ],
+)
 def test_garbage_manifest(folder, capsys, content, needle):
     (folder / "manifest.json").write_bytes(content)
     with pytest.raises(_errors().ExportIntegrityError, match="re-export"):
@@ -111,17 +122,20 @@ def test_garbage_manifest(folder, capsys, content, needle):
     assert not list(folder.glob("*.plan*"))
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda m: m.update(manifest_version=99), "manifest_version 99"),
-    (lambda m: m["files"][0].update(file="../../etc/passwd"), "no plain file name"),
-    (lambda m: m["files"][0].update(sha256="abc"), "no valid sha256"),
-    (lambda m: m["files"].append(dict(m["files"][0])), "twice"),
-    (lambda m: m.update(files={}), "'files' is not a non-empty list"),
-    (lambda m: m.update(height="512"), "height is '512'"),
-    (lambda m: m["config"].update(label_nc="abc"), "label_nc must be an integer, got 'abc'"),
-    (lambda m: m["config"].update(downsampling=64), "does not make sense"),
-    (lambda m: m.pop("config"), "no 'config'"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda m: m.update(manifest_version=99), "manifest_version 99"),
+        (lambda m: m["files"][0].update(file="../../etc/passwd"), "no plain file name"),
+        (lambda m: m["files"][0].update(sha256="abc"), "no valid sha256"),
+        (lambda m: m["files"].append(dict(m["files"][0])), "twice"),
+        (lambda m: m.update(files={}), "'files' is not a non-empty list"),
+        (lambda m: m.update(height="512"), "height is '512'"),
+        (lambda m: m["config"].update(label_nc="abc"), "label_nc must be an integer, got 'abc'"),
+        (lambda m: m["config"].update(downsampling=64), "does not make sense"),
+        (lambda m: m.pop("config"), "no 'config'"),
+    ],
+)
 def test_foreign_or_edited_manifest(folder, edit, needle):
     man = _manifest(folder)
     edit(man)
@@ -163,29 +177,43 @@ def test_reexport_command_is_a_valid_export_command_line(folder):
     assert cmd.startswith("python -m asap_deploy.export ")
     args = build_parser().parse_args(cmd.split()[3:])
     assert (args.checkpoint, args.out, args.height, args.width, args.input, args.precision) == (
-        man["source"]["checkpoint"], folder, man["height"], man["width"], man["input_mode"],
-        ["fp32"])
+        man["source"]["checkpoint"],
+        folder,
+        man["height"],
+        man["width"],
+        man["input_mode"],
+        ["fp32"],
+    )
 
 
 # -- engines are indexed in the manifest too, and may be built long after the export ------------
 
+
 def _built_engine(folder, data=b"serialized engine" * 64, onnx="asapnet.onnx"):
     """An engine file and the sidecar ``build`` writes for it (no TensorRT needed here)."""
     import hashlib
+
     plan = folder / onnx.replace(".onnx", ".tensorrt_rtx.plan")
     plan.write_bytes(data)
     entry = next(f for f in _manifest(folder)["files"] if f["file"] == onnx)
     shape = [1, 6, 512, int(WIDTH)]
-    side = {"onnx": str(folder / onnx), "onnx_sha256": entry["sha256"],
-            "engine_sha256": hashlib.sha256(data).hexdigest(), "tensorrt_module": "tensorrt_rtx",
-            "tensorrt_version": "1.7.1", "plugin": None, "gpu": None,
-            "inputs": {"label": {"min": shape, "opt": shape, "max": shape}}}
+    side = {
+        "onnx": str(folder / onnx),
+        "onnx_sha256": entry["sha256"],
+        "engine_sha256": hashlib.sha256(data).hexdigest(),
+        "tensorrt_module": "tensorrt_rtx",
+        "tensorrt_version": "1.7.1",
+        "plugin": None,
+        "gpu": None,
+        "inputs": {"label": {"min": shape, "opt": shape, "max": shape}},
+    }
     return plan, side
 
 
 def test_registering_an_engine_keeps_the_manifest_valid_and_the_engine_is_verified(folder, capsys):
     from asap_deploy.artifacts import ExportFolder
     from asap_deploy.bench import main as bench_main
+
     plan, side = _built_engine(folder)
     assert ExportFolder(folder).register_engine(plan, side)
     ex = verify_export(folder)  # every graph and the engine
@@ -199,8 +227,20 @@ def test_registering_an_engine_keeps_the_manifest_valid_and_the_engine_is_verifi
     msg = str(e.value)
     assert f"engine {plan.name} has 350 bytes, manifest.json says 693 (truncated?)" in msg
     assert f"rebuild it: python -m asap_deploy.build {folder / 'asapnet.onnx'}" in msg
-    rc = bench_main(["--export", str(folder), "--backends", "ort-cpu-fp32", "--iterations", "1",
-                     "--duration", "0", "--warmup", "0"])
+    rc = bench_main(
+        [
+            "--export",
+            str(folder),
+            "--backends",
+            "ort-cpu-fp32",
+            "--iterations",
+            "1",
+            "--duration",
+            "0",
+            "--warmup",
+            "0",
+        ]
+    )
     assert rc == 2
     assert_one_error_line(capsys.readouterr().err, plan.name, "rebuild it")
     plan.unlink()  # an indexed engine that was deleted is not used, and not an error
@@ -209,6 +249,7 @@ def test_registering_an_engine_keeps_the_manifest_valid_and_the_engine_is_verifi
 
 def test_an_engine_from_another_export_is_not_registered(folder, tmp_path):
     from asap_deploy.artifacts import ExportFolder
+
     plan, side = _built_engine(folder)
     side["onnx_sha256"] = "0" * 64
     before = (folder / "manifest.json").read_bytes()
@@ -216,14 +257,19 @@ def test_an_engine_from_another_export_is_not_registered(folder, tmp_path):
     assert (folder / "manifest.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("engines,needle", [
-    ({"a.plan": 1}, "'engines' is not a list"),
-    ([{"file": "asapnet.onnx"}], "engines[0] has no plain engine file name"),
-    ([{"file": "../x.plan"}], "engines[0] has no plain engine file name"),
-    ([{"file": "a.plan", "sha256": "x", "bytes": 1}], "engine a.plan has no valid sha256"),
-    ([{"file": "a.plan", "sha256": "0" * 64, "bytes": 1, "onnx": "asapnet.onnx"}],
-     "engine a.plan has no 'graph'"),
-])
+@pytest.mark.parametrize(
+    "engines,needle",
+    [
+        ({"a.plan": 1}, "'engines' is not a list"),
+        ([{"file": "asapnet.onnx"}], "engines[0] has no plain engine file name"),
+        ([{"file": "../x.plan"}], "engines[0] has no plain engine file name"),
+        ([{"file": "a.plan", "sha256": "x", "bytes": 1}], "engine a.plan has no valid sha256"),
+        (
+            [{"file": "a.plan", "sha256": "0" * 64, "bytes": 1, "onnx": "asapnet.onnx"}],
+            "engine a.plan has no 'graph'",
+        ),
+    ],
+)
 def test_a_damaged_engine_index_is_one_line(folder, capsys, engines, needle):
     man = _manifest(folder)
     man["engines"] = engines

@@ -2,6 +2,7 @@
 line, a non-zero exit code and nothing written. Every generated input is broken by construction
 (never a valid variant that would start a real export), and the example counts are small and
 derandomized so CI stays fast and reproducible."""
+
 import json
 import shutil
 import tempfile
@@ -18,8 +19,13 @@ from hypothesis import strategies as st
 from asap_deploy.build import main as build_main
 from asap_deploy.export import main as export_main
 
-FAST = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 STATE = state_dict()
 KEYS = list(STATE)
 #: tensors whose shape nothing else can explain: any change must be refused (the first and the
@@ -46,8 +52,7 @@ def _run(main, argv):
 def _export_refuses(ckpt: Path):
     folder = ckpt.parent
     before = tree(folder)
-    rc, err = _run(export_main, [str(ckpt), "--width", WIDTH, "--out", str(folder / "out"),
-                                 "--no-parity"])
+    rc, err = _run(export_main, [str(ckpt), "--width", WIDTH, "--out", str(folder / "out"), "--no-parity"])
     assert rc != 0
     assert_one_error_line(err)
     assert tree(folder) == before
@@ -62,14 +67,12 @@ def broken_state_dicts(draw):
     if how == "drop":
         del state[key]
     elif how == "add":
-        name = draw(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
-                            max_size=30))
+        name = draw(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=30))
         key = draw(st.sampled_from(["", "lowres_stream.model.", "module."])) + name
         state[key if key not in state else key + ".extra"] = torch.zeros(draw(st.integers(1, 4)))
     elif how == "reshape":
         shape = list(state[key].shape)
-        dims = draw(st.lists(st.integers(1, 20), min_size=1, max_size=4).filter(
-            lambda d: d != shape))
+        dims = draw(st.lists(st.integers(1, 20), min_size=1, max_size=4).filter(lambda d: d != shape))
         state[key] = torch.zeros(dims)
     elif how == "rename":
         state[key + draw(st.sampled_from(["_orig", ".x", "0"]))] = state.pop(key)
@@ -93,7 +96,7 @@ def test_truncated_or_garbage_checkpoint_files(data):
         raw = ckpt.read_bytes()
         how = data.draw(st.sampled_from(["truncate", "garbage", "prefix"]))
         if how == "truncate":
-            ckpt.write_bytes(raw[:data.draw(st.integers(0, len(raw) - 1))])
+            ckpt.write_bytes(raw[: data.draw(st.integers(0, len(raw) - 1))])
         elif how == "garbage":
             ckpt.write_bytes(data.draw(st.binary(max_size=2000)))
         else:  # a valid archive's head glued to noise
@@ -103,14 +106,22 @@ def test_truncated_or_garbage_checkpoint_files(data):
 
 
 # -- opt.txt ---------------------------------------------------------------------------------
-_TYPED = {"label_nc": "int", "lr_depth": "int", "crop_size": "int", "hr_width": "int",
-          "no_instance_edge": "bool", "lr_instance": "bool", "reflection_pad": "bool",
-          "aspect_ratio": "float"}
+_TYPED = {
+    "label_nc": "int",
+    "lr_depth": "int",
+    "crop_size": "int",
+    "hr_width": "int",
+    "no_instance_edge": "bool",
+    "lr_instance": "bool",
+    "reflection_pad": "bool",
+    "aspect_ratio": "float",
+}
 
 
 def _not_a(kind):
-    text = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="["),
-                   min_size=1, max_size=12)
+    text = st.text(
+        st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="["), min_size=1, max_size=12
+    )
     if kind == "int":
         return text.filter(lambda s: not s.lstrip("+-").isdigit())
     if kind == "bool":
@@ -134,13 +145,16 @@ def broken_opt_txt(draw):
         option = draw(st.sampled_from(sorted(_TYPED)))
         good.insert(1, f"{option:>25}: {draw(_not_a(_TYPED[option]))}")
     elif how == "bad_line":
-        line = draw(st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF,
-                                          exclude_characters=":"), min_size=1, max_size=40)
-                    .filter(lambda s: s.strip() and not s.lstrip().startswith("---")))
+        line = draw(
+            st.text(
+                st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters=":"),
+                min_size=1,
+                max_size=40,
+            ).filter(lambda s: s.strip() and not s.lstrip().startswith("---"))
+        )
         good.insert(draw(st.integers(0, len(good))), line)
     elif how == "binary":
-        return draw(st.binary(min_size=1, max_size=200).filter(lambda b: b"\0" in b
-                                                                or not _utf8(b)))
+        return draw(st.binary(min_size=1, max_size=200).filter(lambda b: b"\0" in b or not _utf8(b)))
     elif how == "empty":
         good = [l for l in good if l.startswith("---")] + [""] * draw(st.integers(0, 3))
     else:
@@ -170,16 +184,19 @@ def test_corrupted_opt_txt(content):
 def export_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("prop")
     out = root / "small"
-    rc, _ = _run(export_main, [str(save(root / "ck")), "--width", WIDTH, "--out", str(out),
-                               "--precision", "fp32", "--no-parity"])
+    rc, _ = _run(
+        export_main,
+        [str(save(root / "ck")), "--width", WIDTH, "--out", str(out), "--precision", "fp32", "--no-parity"],
+    )
     assert rc == 0
     return out
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c,
-                                                                         max_size=3),
-                     max_leaves=6)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+    max_leaves=6,
+)
 
 
 def _still_valid(key, value):
@@ -198,12 +215,17 @@ def broken_manifests(draw, manifest):
     if how == "bytes":
         return draw(st.binary(max_size=300))
     if how == "truncate":
-        return text[:draw(st.integers(0, len(text) - 1))].encode()
+        return text[: draw(st.integers(0, len(text) - 1))].encode()
     man = json.loads(text)
     entry = next(f for f in man["files"] if f["file"] == "asapnet.onnx")
     if how == "drop_key":
-        man.pop(draw(st.sampled_from(["manifest_version", "config", "height", "width",
-                                      "input_mode", "files", "source"])))
+        man.pop(
+            draw(
+                st.sampled_from(
+                    ["manifest_version", "config", "height", "width", "input_mode", "files", "source"]
+                )
+            )
+        )
     elif how == "retype":
         key = draw(st.sampled_from(["config", "height", "width", "files", "source"]))
         man[key] = draw(_JSON.filter(lambda v, k=key: v != man[k] and not _still_valid(k, v)))
@@ -217,8 +239,13 @@ def broken_manifests(draw, manifest):
     return json.dumps(man).encode()
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_corrupted_manifests(export_dir, data):
     manifest = json.loads((export_dir / "manifest.json").read_text())
@@ -228,8 +255,7 @@ def test_corrupted_manifests(export_dir, data):
         shutil.copytree(export_dir, folder)
         (folder / "manifest.json").write_bytes(content)
         before = tree(folder)
-        rc, err = _run(build_main, [str(folder / "asapnet.onnx"), "--out",
-                                    str(folder / "a.plan")])
+        rc, err = _run(build_main, [str(folder / "asapnet.onnx"), "--out", str(folder / "a.plan")])
         assert rc == 2
         assert_one_error_line(err)
         assert tree(folder) == before

@@ -1,4 +1,5 @@
 """``python -m asap_deploy.export`` as a user runs it: outputs, manifest, errors, exit codes."""
+
 import hashlib
 import json
 import subprocess
@@ -25,6 +26,7 @@ def checkpoint(tmp_path):
 def _trt_flavour():
     from asap_deploy.engine.trt_module import import_tensorrt
     from asap_deploy.errors import MissingDependencyError
+
     try:
         return import_tensorrt("auto")[1]
     except MissingDependencyError:
@@ -35,6 +37,7 @@ def test_export_writes_every_artifact(checkpoint, tmp_path, capsys):
     """No options: FP32 + FP16 graphs, parity, and the FP16 engine where TensorRT is installed;
     files and folder get the modes the umask gives."""
     import os
+
     out = tmp_path / "out"
     old = os.umask(0o022)
     try:
@@ -46,10 +49,10 @@ def test_export_writes_every_artifact(checkpoint, tmp_path, capsys):
     names = {"g", "mlp", "asapnet", "asapnet_plugin"}
     files = {p.name for p in out.iterdir()}
     flavour = _trt_flavour()
-    engine = {f"asapnet_fp16.{flavour}.plan", f"asapnet_fp16.{flavour}.plan.json"} if flavour \
-        else set()
-    assert files == {f"{n}.onnx" for n in names} | {f"{n}_fp16.onnx" for n in names} | {
-        "manifest.json"} | engine
+    engine = {f"asapnet_fp16.{flavour}.plan", f"asapnet_fp16.{flavour}.plan.json"} if flavour else set()
+    assert (
+        files == {f"{n}.onnx" for n in names} | {f"{n}_fp16.onnx" for n in names} | {"manifest.json"} | engine
+    )
     assert (out.stat().st_mode & 0o777) == 0o755
     assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o644}
     man = json.loads((out / "manifest.json").read_text())
@@ -76,11 +79,14 @@ def _fails(argv, capsys, match):
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], err
 
 
-@pytest.mark.parametrize("extra,match", [
-    (["--height", "1024"], "H=16*S=512"),
-    (["--width", "100"], "multiple of S=32"),
-    (["--hr-width", "32"], "--hr-width"),
-])
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--height", "1024"], "H=16*S=512"),
+        (["--width", "100"], "multiple of S=32"),
+        (["--hr-width", "32"], "--hr-width"),
+    ],
+)
 def test_bad_resolution_or_flags_exit_2_without_output(checkpoint, tmp_path, capsys, extra, match):
     out = tmp_path / "out"
     argv = [str(checkpoint), "--out", str(out), "--no-parity", "--engine", "none"] + extra
@@ -104,32 +110,68 @@ def test_existing_unrelated_folder_is_not_clobbered(checkpoint, tmp_path, capsys
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    _fails([str(checkpoint), "--width", "64", "--out", str(out), "--no-parity", "--engine",
-            "none"], capsys, "--force")
+    _fails(
+        [str(checkpoint), "--width", "64", "--out", str(out), "--no-parity", "--engine", "none"],
+        capsys,
+        "--force",
+    )
     assert (out / "precious.txt").read_text() == "keep me"
 
 
 def test_reexport_replaces_an_earlier_export(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     for width in ("64", "96"):
-        assert main([str(checkpoint), "--width", width, "--out", str(out), "--no-parity",
-                     "--precision", "fp32", "--engine", "none"]) == 0
+        assert (
+            main(
+                [
+                    str(checkpoint),
+                    "--width",
+                    width,
+                    "--out",
+                    str(out),
+                    "--no-parity",
+                    "--precision",
+                    "fp32",
+                    "--engine",
+                    "none",
+                ]
+            )
+            == 0
+        )
     assert json.loads((out / "manifest.json").read_text())["width"] == 96
 
 
 def test_module_entry_point(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "asap_deploy.export", str(tmp_path / "x.pth")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "asap_deploy.export", str(tmp_path / "x.pth")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and r.stderr.startswith("error: checkpoint not found")
 
 
 def test_engine_option(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
-    _fails([str(checkpoint), "--width", "64", "--out", str(out), "--no-parity", "--precision",
-            "fp32", "--engine", "tensorrt_rtx"], capsys, "add fp16 to --precision")
+    _fails(
+        [
+            str(checkpoint),
+            "--width",
+            "64",
+            "--out",
+            str(out),
+            "--no-parity",
+            "--precision",
+            "fp32",
+            "--engine",
+            "tensorrt_rtx",
+        ],
+        capsys,
+        "add fp16 to --precision",
+    )
     if _trt_flavour() is None:
-        _fails([str(checkpoint), "--width", "64", "--out", str(out), "--no-parity", "--engine",
-                "tensorrt"], capsys, "TensorRT is not installed")
+        _fails(
+            [str(checkpoint), "--width", "64", "--out", str(out), "--no-parity", "--engine", "tensorrt"],
+            capsys,
+            "TensorRT is not installed",
+        )
 
 
 def test_rgb_input_without_opt_file(tmp_path, capsys):
@@ -139,25 +181,29 @@ def test_rgb_input_without_opt_file(tmp_path, capsys):
     ckpt.parent.mkdir()
     torch.save(OrderedDict(demo_generator(cfg).state_dict()), ckpt)
     out = tmp_path / "out"
-    assert main([str(ckpt), "--width", "64", "--out", str(out), "--input", "rgb"]) == 0, \
-        capsys.readouterr()
+    assert main([str(ckpt), "--width", "64", "--out", str(out), "--input", "rgb"]) == 0, capsys.readouterr()
     man = json.loads((out / "manifest.json").read_text())
     assert man["input_mode"] == "rgb" and man["config"]["no_one_hot"]
     if _trt_flavour():  # TensorRT takes the uint8 image (it only casts uint8 tensors)
         assert [e["onnx"] for e in man["engines"]] == ["asapnet_fp16.onnx"]
-    assert man["files"][0]["inputs"][0] == {"name": "rgb", "dtype": "uint8",
-                                            "shape": ["batch", 512, 64, 3]}
+    assert man["files"][0]["inputs"][0] == {"name": "rgb", "dtype": "uint8", "shape": ["batch", 512, 64, 3]}
     assert man["parity"]["fp32"]["asapnet_plugin"]["max_abs"] <= 1e-4
     capsys.readouterr()
     (ckpt.parent / "opt.txt").write_text("no_one_hot: True\nlabel_nc: 3\n")
-    _fails([str(ckpt), "--width", "64", "--out", str(out), "--input", "labels", "--no-parity"],
-           capsys, "takes RGB images")
+    _fails(
+        [str(ckpt), "--width", "64", "--out", str(out), "--input", "labels", "--no-parity"],
+        capsys,
+        "takes RGB images",
+    )
     (ckpt.parent / "opt.txt").unlink()  # a 36-channel label model is no RGB model
     label_ckpt = tmp_path / "lab" / "latest_net_G.pth"
     label_ckpt.parent.mkdir()
     torch.save(OrderedDict(demo_generator(small_config(hr_width=64)).state_dict()), label_ckpt)
-    _fails([str(label_ckpt), "--width", "64", "--out", str(out), "--input", "rgb",
-            "--no-parity"], capsys, "input channels")
+    _fails(
+        [str(label_ckpt), "--width", "64", "--out", str(out), "--input", "rgb", "--no-parity"],
+        capsys,
+        "input channels",
+    )
 
 
 @pytest.mark.slow
@@ -165,8 +211,7 @@ def test_full_width_cityscapes_demo(tmp_path, capsys):
     """The paper's widths (83 M parameters) at 256x512, FP32 (the README's set-up exports
     both precisions; tests/test_readme.py runs it as written)."""
     out = tmp_path / "demo"
-    rc = main(["--demo", "cityscapes-256x512", "--out", str(out), "--precision", "fp32",
-               "--engine", "none"])
+    rc = main(["--demo", "cityscapes-256x512", "--out", str(out), "--precision", "fp32", "--engine", "none"])
     assert rc == 0, capsys.readouterr()
     man = json.loads((out / "manifest.json").read_text())
     assert man["mlp"]["num_params"] == 16003

@@ -2,6 +2,7 @@
 with the structures of the real ones: a padded depthwise blur, convolutions, InstanceNorm (alone
 and back to back), an activation chain. Each property is one the engine's accuracy or speed
 depends on; the whole-model consequences are in test_onnx_export.py."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -28,16 +29,13 @@ def generator_like(two_norms: bool = False, named: bool = True) -> onnx.ModelPro
         helper.make_node("Mul", ["x", "k"], ["unused"], name="dead"),
         helper.make_node("Cast", ["x"], ["xc"], to=F32, name="own_cast"),
         helper.make_node("Pad", ["xc", "pads"], ["xp"], mode="reflect", name="blur_pad"),
-        helper.make_node("Conv", ["xp", "blur_w"], ["xb"], group=2, kernel_shape=[3, 3],
-                         name=BLUR),
-        helper.make_node("Conv", ["xb", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
-                         name="conv"),
+        helper.make_node("Conv", ["xp", "blur_w"], ["xb"], group=2, kernel_shape=[3, 3], name=BLUR),
+        helper.make_node("Conv", ["xb", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv"),
         helper.make_node("InstanceNormalization", ["c1", "s1", "b1"], ["n1"], name="norm1"),
     ]
     last = "n1"
     if two_norms:
-        nodes.append(helper.make_node("InstanceNormalization", ["n1", "s2", "b2"], ["n2"],
-                                      name="norm2"))
+        nodes.append(helper.make_node("InstanceNormalization", ["n1", "s2", "b2"], ["n2"], name="norm2"))
         last = "n2"
     nodes += [
         helper.make_node("LeakyRelu", [last], ["a1"], alpha=0.2, name="act"),
@@ -47,25 +45,34 @@ def generator_like(two_norms: bool = False, named: bool = True) -> onnx.ModelPro
     if not named:
         for n in nodes:
             n.name = ""
-    inits = [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
-             numpy_helper.from_array(np.float32(2.0), "k"),
-             numpy_helper.from_array(np.full((2, 1, 3, 3), 1 / 9, np.float32), "blur_w"),
-             _init("w1", (4, 2, 3, 3), 1), _init("s1", (4,), 2, 1.0), _init("b1", (4,), 3),
-             _init("w2", (3, 4, 1, 1), 4)]
+    inits = [
+        numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+        numpy_helper.from_array(np.float32(2.0), "k"),
+        numpy_helper.from_array(np.full((2, 1, 3, 3), 1 / 9, np.float32), "blur_w"),
+        _init("w1", (4, 2, 3, 3), 1),
+        _init("s1", (4,), 2, 1.0),
+        _init("b1", (4,), 3),
+        _init("w2", (3, 4, 1, 1), 4),
+    ]
     if two_norms:
         inits += [_init("s2", (4,), 5, 1.0), _init("b2", (4,), 6)]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", F32, [1, 2, 8, 8])],
-        [helper.make_tensor_value_info("y", F32, [1, 3, 8, 8]),
-         helper.make_tensor_value_info("params", F32, [1, 3, 8, 8])], inits)
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", F32, [1, 2, 8, 8])],
+        [
+            helper.make_tensor_value_info("y", F32, [1, 3, 8, 8]),
+            helper.make_tensor_value_info("params", F32, [1, 3, 8, 8]),
+        ],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     return onnx.shape_inference.infer_shapes(model)
 
 
 def _types(model):
     g = onnx.shape_inference.infer_shapes(model).graph
-    t = {v.name: v.type.tensor_type.elem_type
-         for v in list(g.value_info) + list(g.input) + list(g.output)}
+    t = {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input) + list(g.output)}
     t.update({i.name: i.data_type for i in g.initializer})
     return t
 
@@ -114,8 +121,7 @@ def test_policy_fp32_norm_and_blur_fp16_convolutions(converted):
 def test_kept_io_stay_fp32_and_the_rest_becomes_fp16(converted):
     _, out = converted
     assert {v.name: v.type.tensor_type.elem_type for v in out.graph.input} == {"x": F32}
-    assert {v.name: v.type.tensor_type.elem_type for v in out.graph.output} == {
-        "y": F32, "params": F16}
+    assert {v.name: v.type.tensor_type.elem_type for v in out.graph.output} == {"y": F32, "params": F16}
 
 
 def test_no_noop_casts_and_no_fp32_fp16_fp32_round_trips(converted):
@@ -172,8 +178,14 @@ def test_blur_nodes_are_the_depthwise_convs_and_their_pads():
     g = generator_like().graph
     assert _blur_nodes(g) == ["blur", "blur_pad"]
     # a depthwise conv not fed by a Pad is still blurred; a group-1 conv fed by a Pad is not
-    lone = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], group=2, name="dw"),
-                              helper.make_node("Pad", ["y", "p"], ["z"], name="pad"),
-                              helper.make_node("Conv", ["z", "w1"], ["o"], name="dense")],
-                             "g", [], [])
+    lone = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["y"], group=2, name="dw"),
+            helper.make_node("Pad", ["y", "p"], ["z"], name="pad"),
+            helper.make_node("Conv", ["z", "w1"], ["o"], name="dense"),
+        ],
+        "g",
+        [],
+        [],
+    )
     assert _blur_nodes(lone) == ["dw"]

@@ -1,6 +1,7 @@
 """The GPU evidence tooling without a GPU: the filing command on a returned folder (synthetic,
 shaped as gpu_evidence.py writes it) and the README table it regenerates; the orchestrator's
 refusals. The full rehearsal (`bash benchmarks/gpu_evidence.sh --dry-run`) runs in .ci/run."""
+
 import json
 import subprocess
 import sys
@@ -18,11 +19,20 @@ def _returned(tmp_path: Path, gpu="NVIDIA H100 80GB HBM3", dry=False) -> Path:
     out = tmp_path / "returned"
     (out / "evidence").mkdir(parents=True)
     env = {"gpu": gpu, "dry_run": dry, "command": "benchmarks/gpu_evidence.py"}
-    (out / "stages.json").write_text(json.dumps({"environment": env, "stages": [
-        {"stage": "build", "status": "ok", "seconds": 30.0, "detail": "x"}]}))
+    (out / "stages.json").write_text(
+        json.dumps(
+            {
+                "environment": env,
+                "stages": [{"stage": "build", "status": "ok", "seconds": 30.0, "detail": "x"}],
+            }
+        )
+    )
     res = []
-    for backend, ms in (("torch-eager-fp32", 20.0), ("torch-eager-fp16-cl+graph", 8.0),
-                        ("torch-fused-fp16+graph", 4.0)):
+    for backend, ms in (
+        ("torch-eager-fp32", 20.0),
+        ("torch-eager-fp16-cl+graph", 8.0),
+        ("torch-fused-fp16+graph", 4.0),
+    ):
         r = {"model": "cityscapes-1024x2048", "batch": 1, "backend": backend, "compute": {"median": ms}}
         if backend != "torch-eager-fp32":
             r["speedup_vs_fp32_eager"] = 20.0 / ms
@@ -50,8 +60,15 @@ def test_filing_copies_unpacks_and_writes_the_table(tmp_path, monkeypatch):
 
 
 def test_dry_runs_are_not_filed(tmp_path, capsys):
-    rc = filing.main([str(_returned(tmp_path, dry=True)), "--results", str(tmp_path / "r"),
-                      "--readme", str(tmp_path / "README.md")])
+    rc = filing.main(
+        [
+            str(_returned(tmp_path, dry=True)),
+            "--results",
+            str(tmp_path / "r"),
+            "--readme",
+            str(tmp_path / "README.md"),
+        ]
+    )
     assert rc == 2 and "dry run" in capsys.readouterr().err
 
 
@@ -77,6 +94,10 @@ def test_real_run_without_a_gpu_says_so(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_evidence.sh"), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_evidence.sh"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "--dry-run" in r.stderr

@@ -1,4 +1,5 @@
 """bench and parity on tiny models with the backends a CPU machine has; GPU ones listed as skipped."""
+
 import json
 from collections import OrderedDict
 
@@ -26,8 +27,24 @@ def export_dirs(tmp_path_factory):
         ckpt.parent.mkdir()
         torch.save(OrderedDict(demo_generator(cfg).state_dict()), ckpt)
         out = root / f"export{i}"
-        assert export_main([str(ckpt), "--width", str(cfg.downsampling * 2), "--out", str(out),
-                            "--precision", "fp32", "fp16", "--no-parity", "--engine", "none"]) == 0
+        assert (
+            export_main(
+                [
+                    str(ckpt),
+                    "--width",
+                    str(cfg.downsampling * 2),
+                    "--out",
+                    str(out),
+                    "--precision",
+                    "fp32",
+                    "fp16",
+                    "--no-parity",
+                    "--engine",
+                    "none",
+                ]
+            )
+            == 0
+        )
         dirs.append(str(out))
     return dirs
 
@@ -41,9 +58,26 @@ def test_summarize():
 
 def test_bench_reports_every_backend(export_dirs, tmp_path, capsys):
     out = tmp_path / "bench"
-    rc = bench_main(["--export", *export_dirs, "--backends", "torch-eager-fp32", "ort-cpu-fp32",
-                     "ort-cpu-fp16", "trt-plugin-fp16", "ort-cuda-fp16", "--iterations", "3",
-                     "--duration", "0", "--warmup", "0", "--out", str(out)])
+    rc = bench_main(
+        [
+            "--export",
+            *export_dirs,
+            "--backends",
+            "torch-eager-fp32",
+            "ort-cpu-fp32",
+            "ort-cpu-fp16",
+            "trt-plugin-fp16",
+            "ort-cuda-fp16",
+            "--iterations",
+            "3",
+            "--duration",
+            "0",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     data = json.loads((out / "bench.json").read_text())
@@ -58,8 +92,9 @@ def test_bench_reports_every_backend(export_dirs, tmp_path, capsys):
     if not torch.cuda.is_available():  # each backend that cannot run says why, per model
         assert {r["backend"] for r in ran} == {"torch-eager-fp32", "ort-cpu-fp32", "ort-cpu-fp16"}
         for r in skipped:
-            want = {"trt-plugin-fp16": "needs a CUDA GPU",
-                    "ort-cuda-fp16": "CUDAExecutionProvider"}[r["backend"]]
+            want = {"trt-plugin-fp16": "needs a CUDA GPU", "ort-cuda-fp16": "CUDAExecutionProvider"}[
+                r["backend"]
+            ]
             assert want in r["skipped"], r
     assert "skipped:" in text and "ort-cpu-fp32" in text
     assert (out / "bench.md").read_text().count("|") > 20
@@ -69,8 +104,19 @@ def test_bench_reports_every_backend(export_dirs, tmp_path, capsys):
 
 def test_parity_passes_and_writes_images(export_dirs, tmp_path, capsys):
     out = tmp_path / "parity"
-    rc = parity_main(["--export", export_dirs[0], "--backends", "torch-eager-fp32", "ort-cpu-fp32",
-                      "ort-cpu-fp16", "trt-fp16", "--out", str(out)])
+    rc = parity_main(
+        [
+            "--export",
+            export_dirs[0],
+            "--backends",
+            "torch-eager-fp32",
+            "ort-cpu-fp32",
+            "ort-cpu-fp16",
+            "trt-fp16",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().out
     data = json.loads((out / "parity.json").read_text())
     ran = {r["backend"]: r for r in data["results"] if not r.get("skipped")}
@@ -95,17 +141,20 @@ def test_cached_engine_is_rebuilt_when_the_onnx_changes(tmp_path):
     import hashlib
 
     from asap_deploy.runners.loaders import stale
+
     onnx_path, plan = tmp_path / "m.onnx", tmp_path / "m.plan"
     onnx_path.write_bytes(b"model v1")
     assert stale(plan, onnx_path) == "not built yet"
     plan.write_bytes(b"engine")
     assert "unknown origin" in stale(plan, onnx_path)  # no sidecar
-    (tmp_path / "m.plan.json").write_text(json.dumps(
-        {"onnx_sha256": hashlib.sha256(b"model v1").hexdigest(), "plugin": {"kind": "cpp"}}))
+    (tmp_path / "m.plan.json").write_text(
+        json.dumps({"onnx_sha256": hashlib.sha256(b"model v1").hexdigest(), "plugin": {"kind": "cpp"}})
+    )
     assert stale(plan, onnx_path) is None
     assert "wanted without" in stale(plan, onnx_path, plugin="none")
-    (tmp_path / "m.plan.json").write_text(json.dumps(
-        {"onnx_sha256": hashlib.sha256(b"model v1").hexdigest(), "plugin": {"kind": "none"}}))
+    (tmp_path / "m.plan.json").write_text(
+        json.dumps({"onnx_sha256": hashlib.sha256(b"model v1").hexdigest(), "plugin": {"kind": "none"}})
+    )
     assert "wanted with" in stale(plan, onnx_path, plugin="lib.so")
     onnx_path.write_bytes(b"model v2")
     assert "another version" in stale(plan, onnx_path)

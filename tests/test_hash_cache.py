@@ -1,5 +1,6 @@
 """The SHA-256 cache of export files: a file is read once while it is unchanged, and any change
 (same size, mtime put back, replaced by a copy) is hashed again."""
+
 import hashlib
 import json
 import os
@@ -110,8 +111,23 @@ def test_export_verification_reads_each_file_once(tmp_path, cache):
     from asap_deploy.export_folder import verify_export
 
     out = tmp_path / "exp"
-    assert export_main([str(save(tmp_path / "ck")), "--width", WIDTH, "--out", str(out),
-                        "--precision", "fp32", "--no-parity", "--engine", "none"]) == 0
+    assert (
+        export_main(
+            [
+                str(save(tmp_path / "ck")),
+                "--width",
+                WIDTH,
+                "--out",
+                str(out),
+                "--precision",
+                "fp32",
+                "--no-parity",
+                "--engine",
+                "none",
+            ]
+        )
+        == 0
+    )
     n_files = len(json.loads((out / "manifest.json").read_text())["files"])
     cache.clear()
     verify_export(out)

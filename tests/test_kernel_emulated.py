@@ -2,6 +2,7 @@
 reference and the PyTorch model: every path (tensor cores, generic with weights in shared or
 global memory) x FP32/FP16 x one-hot/ids at the paper's settings, and the odd cases
 (tests/kernel_cases.py)."""
+
 import pytest
 from kernel_cases import CASES, check_case
 

@@ -2,6 +2,7 @@
 the CPU reference and the PyTorch model, every path forced as in emulation by capping the
 shared memory the kernels may use, plus the paper settings at full width, CUDA-graph capture and
 the whole generator (FusedGenerator) against PyTorch. Needs a GPU and nvcc; not TensorRT."""
+
 import os
 import shutil
 from pathlib import Path

@@ -3,6 +3,7 @@
 A copy of the kernel source gets one textual mutation, is built into the emulator's case
 runner (plain, or under ThreadSanitizer for the race) and run on a tensor-core case; the run
 must fail with the emulator's (or TSan's) diagnosis. The unmutated copy passes (control)."""
+
 import subprocess
 from pathlib import Path
 
@@ -18,17 +19,27 @@ MUTANTS = {
     "removed __syncwarp": (
         "        if (t + kWarps < steps) fetch(t + kWarps);\n        __syncwarp();\n",
         "        if (t + kWarps < steps) fetch(t + kWarps);\n",
-        "thread", "ThreadSanitizer: data race"),
+        "thread",
+        "ThreadSanitizer: data race",
+    ),
     "too little shared memory": (
-        "grid, dim3(kThreads), L.total, stream", "grid, dim3(kThreads), L.total - kAlign, stream",
-        "cases", "shared memory written"),
+        "grid, dim3(kThreads), L.total, stream",
+        "grid, dim3(kThreads), L.total - kAlign, stream",
+        "cases",
+        "shared memory written",
+    ),
     "missing zero padding": (
-        "        zero_rows(W0 + (in + pe) * kLd, L.k0 - in - pe, kLd);\n", "",
-        "cases", "FAIL 35x16-one_hot-tc: path=tensor_cores max_abs=inf"),
+        "        zero_rows(W0 + (in + pe) * kLd, L.k0 - in - pe, kLd);\n",
+        "",
+        "cases",
+        "FAIL 35x16-one_hot-tc: path=tensor_cores max_abs=inf",
+    ),
     "misaligned WMMA pointer": (
         "asap_smem + L.stage) + warp * kMma * kStageLd;",
         "asap_smem + L.stage) + warp * kMma * kStageLd + 4;",
-        "cases", "is not 256-bit aligned"),
+        "cases",
+        "is not 256-bit aligned",
+    ),
 }
 
 
@@ -42,10 +53,16 @@ def workdir(tmp_path_factory):
 def _run(workdir: Path, name: str, source: str, flavour: str) -> subprocess.CompletedProcess:
     kernel = workdir / f"{name}.cu"
     kernel.write_text(source)
-    runner = emulation.build_emulation(workdir, flavour, kernel=kernel,
-                                       output=workdir / f"runner-{name}", cache=workdir / "objects")
-    return subprocess.run([str(runner), str(workdir / "case.txt")], capture_output=True, text=True,
-                          timeout=600, env={"TSAN_OPTIONS": "halt_on_error=1", "PATH": "/usr/bin:/bin"})
+    runner = emulation.build_emulation(
+        workdir, flavour, kernel=kernel, output=workdir / f"runner-{name}", cache=workdir / "objects"
+    )
+    return subprocess.run(
+        [str(runner), str(workdir / "case.txt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"TSAN_OPTIONS": "halt_on_error=1", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_unmutated_source_passes(workdir):

@@ -2,6 +2,7 @@
 the CPU, checked against MLPSpec and against the PyTorch pixelwise MLP; the shared-memory plan's
 bank discipline; plus an nvcc compile. A missing C++ compiler fails these tests (it does not
 skip them): CI must build the reference."""
+
 import shutil
 
 import numpy as np
@@ -13,8 +14,13 @@ from asap_deploy.fused_mlp import forward_cpu, make_shape
 from asap_deploy.mlp_spec import MLPSpec
 from asap_deploy.model.pixelwise_mlp import PixelwiseMLP
 
-SPECS = [MLPSpec(35, 16), MLPSpec(13, 32), MLPSpec(5, 64, 24, 3, 1), MLPSpec(3, 16, 64, 7, 3),
-         MLPSpec(36, 32, 48, 2, 4)]
+SPECS = [
+    MLPSpec(35, 16),
+    MLPSpec(13, 32),
+    MLPSpec(5, 64, 24, 3, 1),
+    MLPSpec(3, 16, 64, 7, 3),
+    MLPSpec(36, 32, 48, 2, 4),
+]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
@@ -31,8 +37,12 @@ def test_encoding_matches_mlp_spec(cpu_lib, spec):
     shape = make_shape(spec)
     s = spec.downsampling
     tile = spec.positional_encoding_tile().numpy()
-    got = np.array([[cpu_lib.asap_mlp_pe_value(shape, ch, p // s, p % s)
-                     for ch in range(spec.pe_channels)] for p in range(s * s)])
+    got = np.array(
+        [
+            [cpu_lib.asap_mlp_pe_value(shape, ch, p // s, p % s) for ch in range(spec.pe_channels)]
+            for p in range(s * s)
+        ]
+    )
     np.testing.assert_allclose(got, tile, atol=2e-6, rtol=0)
 
 
@@ -45,7 +55,7 @@ def test_cpu_reference_matches_pytorch(cpu_lib, spec, mode):
     params = random_params(spec, 2, 2, 3, seed=spec.num_params)
     # one extra trailing channel (like the LR-only edge map) that the MLP must skip
     one_hot = one_hot_of(ids, label_nc, spec.in_channels + 1)
-    ref = PixelwiseMLP(spec)(one_hot[:, :spec.in_channels], params).numpy()
+    ref = PixelwiseMLP(spec)(one_hot[:, : spec.in_channels], params).numpy()
     x = one_hot.numpy() if mode == "one_hot" else ids.numpy()
     out = forward_cpu(cpu_lib, make_shape(spec, label_nc, mode), x, params.numpy())
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
@@ -62,9 +72,16 @@ def test_paper_settings_fit_the_tensor_core_path_on_sm75(cpu_lib, hr_in, s, mode
 def test_cpu_reference_rejects_bad_resolution(cpu_lib):
     spec = SPECS[0]
     from asap_deploy.fused_mlp import KernelError
-    with pytest.raises(KernelError, match=r"\[resolution\] the label width 24 is not a positive multiple of S = 16"):
-        forward_cpu(cpu_lib, make_shape(spec), np.zeros((1, 35, 16, 24), np.float32),
-                    np.zeros((1, spec.num_params, 1, 1), np.float32))
+
+    with pytest.raises(
+        KernelError, match=r"\[resolution\] the label width 24 is not a positive multiple of S = 16"
+    ):
+        forward_cpu(
+            cpu_lib,
+            make_shape(spec),
+            np.zeros((1, 35, 16, 24), np.float32),
+            np.zeros((1, spec.num_params, 1, 1), np.float32),
+        )
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
@@ -82,8 +99,8 @@ def test_channels_last_params_give_the_same_image(cpu_lib):
     shape = make_shape(spec)
     nchw = forward_cpu(cpu_lib, shape, one_hot, params.numpy())
     padded = np.full((2, 2, 3, spec.num_params + 5), np.nan, np.float32)  # kHWC8-like padding
-    padded[..., :spec.num_params] = params.permute(0, 2, 3, 1).numpy()
-    view = padded[..., :spec.num_params].transpose(0, 3, 1, 2)
+    padded[..., : spec.num_params] = params.permute(0, 2, 3, 1).numpy()
+    view = padded[..., : spec.num_params].transpose(0, 3, 1, 2)
     np.testing.assert_array_equal(forward_cpu(cpu_lib, shape, one_hot, view), nchw)
 
 

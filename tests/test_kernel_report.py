@@ -1,6 +1,7 @@
 """The access report (python -m asap_deploy.kernel_report) on the traced emulation build: the
 tensor-core kernel meets its targets at a paper setting, the report sees the NCHW grid's strided
 staging, and a variant without the shared-memory skew is seen to conflict."""
+
 import shutil
 
 import pytest
@@ -22,14 +23,15 @@ def trace_lib(tmp_path_factory):
 
 def test_tensor_core_targets(trace_lib):
     runs = _runs()
-    report = kernel_report.build_report(trace_lib, [runs["one_hot", "nhwc"], runs["label_ids", "nhwc"],
-                                                    runs["one_hot", "nchw"]], ptxas=False)
+    report = kernel_report.build_report(
+        trace_lib, [runs["one_hot", "nhwc"], runs["label_ids", "nhwc"], runs["one_hot", "nchw"]], ptxas=False
+    )
     one_hot, ids, nchw = (r["figures"] for r in report["runs"])
     for f in (one_hot, ids):
-        assert f["params_load_efficiency"] >= 0.5     # target: >= 50% (the NCHW grid: 6%)
+        assert f["params_load_efficiency"] >= 0.5  # target: >= 50% (the NCHW grid: 6%)
         assert f["label_load_efficiency"] >= 0.99
         assert f["output_store_efficiency"] >= 0.99
-        assert f["shared_mean_ways"] <= 2.0           # target: <= 2-way on average
+        assert f["shared_mean_ways"] <= 2.0  # target: <= 2-way on average
     assert one_hot["shared_max_ways"] <= 2.0
     assert nchw["params_load_efficiency"] < 0.1  # one useful element per 32-byte sector
     assert all("source" in s for r in report["runs"] for s in r["sites"])

@@ -5,6 +5,7 @@ each rule a case that breaks it (and no rule before it) is generated from valid 
 changing one field, and the C validator must reject it with the rule's status and id. A random
 search then checks that the C code and the expressions agree on many more calls, and unknown
 (-1) dimensions never fail a check."""
+
 import ctypes
 import json
 import random
@@ -20,26 +21,57 @@ from asap_deploy.mlp_spec import MLPSpec
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = json.loads((ROOT / "engines/plugin/spatialMLPPlugin/spatialMLPPlugin.json").read_text())
 RULES = SPEC["constraints"]
-STATUS = {"ASAP_OK": 0, "ASAP_ERR_SHAPE": 1, "ASAP_ERR_DIMS": 2, "ASAP_ERR_DTYPE": 3,
-          "ASAP_ERR_LAYOUT": 4}
+STATUS = {"ASAP_OK": 0, "ASAP_ERR_SHAPE": 1, "ASAP_ERR_DIMS": 2, "ASAP_ERR_DTYPE": 3, "ASAP_ERR_LAYOUT": 4}
 DTYPES = {"float32": 0, "float16": 1, "int32": 2, "float64": 7}
 LAYOUTS = {"nchw": 0, "nhwc": 1, "nchw4": 5}
 MODES = {"one_hot": 0, "label_ids": 1, "rgb": 3}
-SHAPE = ("in_channels", "hidden_width", "depth", "out_channels", "downsampling", "num_frequencies",
-         "label_nc", "input_mode")
+SHAPE = (
+    "in_channels",
+    "hidden_width",
+    "depth",
+    "out_channels",
+    "downsampling",
+    "num_frequencies",
+    "label_nc",
+    "input_mode",
+)
 
 
 def valid_calls():
     out = []
-    for c, s, mode, dt, layout in [(35, 16, "one_hot", "float16", "nhwc"), (13, 64, "label_ids", "float32", "nchw"),
-                                   (5, 8, "one_hot", "float32", "nchw"), (20, 32, "label_ids", "float16", "nhwc")]:
+    for c, s, mode, dt, layout in [
+        (35, 16, "one_hot", "float16", "nhwc"),
+        (13, 64, "label_ids", "float32", "nchw"),
+        (5, 8, "one_hot", "float32", "nchw"),
+        (20, 32, "label_ids", "float16", "nhwc"),
+    ]:
         spec = MLPSpec(c, s)
-        call = dict(in_channels=c, hidden_width=64, depth=5, out_channels=3, downsampling=s,
-                    num_frequencies=spec.num_frequencies, label_nc=c - 1, input_mode=mode,
-                    input=dict(B=2, C=1 if mode == "label_ids" else c + 1, H=2 * s, W=3 * s,
-                               dtype="int32" if mode == "label_ids" else dt),
-                    params=dict(B=2, C=spec.num_params, H=2, W=3, dtype=dt, layout=layout,
-                                pitch=spec.num_params + 5 if layout == "nhwc" else 0))
+        call = dict(
+            in_channels=c,
+            hidden_width=64,
+            depth=5,
+            out_channels=3,
+            downsampling=s,
+            num_frequencies=spec.num_frequencies,
+            label_nc=c - 1,
+            input_mode=mode,
+            input=dict(
+                B=2,
+                C=1 if mode == "label_ids" else c + 1,
+                H=2 * s,
+                W=3 * s,
+                dtype="int32" if mode == "label_ids" else dt,
+            ),
+            params=dict(
+                B=2,
+                C=spec.num_params,
+                H=2,
+                W=3,
+                dtype=dt,
+                layout=layout,
+                pitch=spec.num_params + 5 if layout == "nhwc" else 0,
+            ),
+        )
         out.append(call)
     # as at engine-build time: the grid's extent is not known yet
     out.append(dict(out[0], params=dict(out[0]["params"], H=-1, W=-1)))
@@ -54,8 +86,12 @@ def num_params(call: Dict) -> int:
 
 def first_violation(call: Dict) -> Optional[Dict]:
     env = {k: call[k] for k in SHAPE}
-    env.update(num_params=num_params(call), known=lambda v: v >= 0,
-               input=SimpleNamespace(**call["input"]), params=SimpleNamespace(**call["params"]))
+    env.update(
+        num_params=num_params(call),
+        known=lambda v: v >= 0,
+        input=SimpleNamespace(**call["input"]),
+        params=SimpleNamespace(**call["params"]),
+    )
     for rule in RULES:
         if not eval(rule["expr"], dict(env, __builtins__={"all": all})):  # noqa: S307 - our own spec
             return rule
@@ -65,18 +101,28 @@ def first_violation(call: Dict) -> Optional[Dict]:
 def c_validate(lib, call: Dict):
     shape = AsapMLPShape(*(MODES[call[k]] if k == "input_mode" else call[k] for k in SHAPE))
     x, p = call["input"], call["params"]
-    t = AsapMLPTensors((ctypes.c_int64 * 4)(x["B"], x["C"], x["H"], x["W"]),
-                       (ctypes.c_int64 * 4)(p["B"], p["C"], p["H"], p["W"]),
-                       DTYPES[x["dtype"]], DTYPES[p["dtype"]], LAYOUTS[p["layout"]], p["pitch"])
+    t = AsapMLPTensors(
+        (ctypes.c_int64 * 4)(x["B"], x["C"], x["H"], x["W"]),
+        (ctypes.c_int64 * 4)(p["B"], p["C"], p["H"], p["W"]),
+        DTYPES[x["dtype"]],
+        DTYPES[p["dtype"]],
+        LAYOUTS[p["layout"]],
+        p["pitch"],
+    )
     status = lib.asap_spatial_mlp_validate(ctypes.byref(shape), ctypes.byref(t))
     return status, lib.asap_last_error().decode()
 
 
 def mutations(call: Dict):
     """Every call that differs from ``call`` in one field."""
+
     def ints(v, wide=True):  # dimensions are int64, attributes and the pitch int32
-        return {x for x in (v + 1, v - 1, 0, 1, 2 * v, 3 * v, v // 2, 65536, 2 ** 20, 2 ** 40)
-                if x not in (v, -1) and (wide or x < 2 ** 31)}
+        return {
+            x
+            for x in (v + 1, v - 1, 0, 1, 2 * v, 3 * v, v // 2, 65536, 2**20, 2**40)
+            if x not in (v, -1) and (wide or x < 2**31)
+        }
+
     for k in SHAPE:
         values = MODES if k == "input_mode" else ints(call[k], wide=False)
         for v in values:
@@ -94,7 +140,11 @@ def mutations(call: Dict):
                     yield dict(call, **{tensor: dict(call[tensor], **{k: new})})
 
 
-@pytest.mark.parametrize("call", valid_calls(), ids=lambda c: f"{c['in_channels']}x{c['downsampling']}-{c['input_mode']}-{c['params']['H']}")
+@pytest.mark.parametrize(
+    "call",
+    valid_calls(),
+    ids=lambda c: f"{c['in_channels']}x{c['downsampling']}-{c['input_mode']}-{c['params']['H']}",
+)
 def test_valid_calls_pass(cpu_lib, call):
     assert first_violation(call) is None
     assert c_validate(cpu_lib, call) == (0, "") or c_validate(cpu_lib, call)[0] == 0
@@ -102,8 +152,12 @@ def test_valid_calls_pass(cpu_lib, call):
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r["id"])
 def test_each_rule_is_enforced(cpu_lib, rule):
-    cases = [m for call in valid_calls() for m in mutations(call)
-             if (v := first_violation(m)) is not None and v["id"] == rule["id"]]
+    cases = [
+        m
+        for call in valid_calls()
+        for m in mutations(call)
+        if (v := first_violation(m)) is not None and v["id"] == rule["id"]
+    ]
     assert cases, f"no single-field change breaks {rule['id']} first: the generator or the rule is wrong"
     for case in cases:
         status, message = c_validate(cpu_lib, case)
@@ -142,5 +196,6 @@ def test_binding_raises_the_message(cpu_lib):
     bad = dict(call, params=dict(call["params"], B=3))
     status, _ = c_validate(cpu_lib, bad)
     from asap_deploy.fused_mlp import KernelError
+
     with pytest.raises(KernelError, match=r"\[batch_match\] params batch 3 differs from the label batch 2"):
         check(cpu_lib, status, "ASAP_SpatialMLP")

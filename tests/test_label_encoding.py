@@ -2,6 +2,7 @@
 edge parity of test_model_parity.py: the edge rule on its own, the edge switch, RGB
 normalisation, the input modes and their errors. The references are the label oracle
 (tests/reference_labels.py) and torchvision's arithmetic written out in numpy."""
+
 import numpy as np
 import pytest
 import torch
@@ -26,8 +27,9 @@ def test_instance_edges_of_a_constant_map_are_zero_and_of_a_checkerboard_one():
     assert torch.equal(instance_edges(board.view(1, 1, 4, 5)), torch.ones(1, 1, 4, 5))
 
 
-@pytest.mark.parametrize("edge_cfg,with_edges,channels", [(True, None, 4), (False, None, 3),
-                                                         (True, False, 3), (False, True, 4)])
+@pytest.mark.parametrize(
+    "edge_cfg,with_edges,channels", [(True, None, 4), (False, None, 3), (True, False, 3), (False, True, 4)]
+)
 def test_with_edges_overrides_the_config(edge_cfg, with_edges, channels):
     cfg = GeneratorConfig(label_nc=3, instance_edge=edge_cfg)
     ids = torch.tensor([[[[0, 1], [2, 255]]]], dtype=torch.int32)
@@ -106,8 +108,11 @@ def test_input_encoder_passes_with_edges_on():
 
 
 def test_unknown_input_mode_is_named():
-    with pytest.raises(ValueError, match=r"^input_mode must be one-hot, labels or rgb, "
-                                         r"got 'onehot'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^input_mode must be one-hot, labels or rgb, "
+        r"got 'onehot'$",
+    ):
         InputEncoder(GeneratorConfig(label_nc=3), "onehot")
 
 

@@ -1,5 +1,6 @@
 """The parameter layout and the encoding: the single source of truth, checked against the paper
 configurations and the independent oracle."""
+
 import pytest
 import torch
 from reference_asapnet import reference_coords
@@ -8,8 +9,9 @@ from asap_deploy.config import GeneratorConfig
 from asap_deploy.mlp_spec import MLPSpec
 
 
-@pytest.mark.parametrize("hr_in,s,expected", [
-    (35, 16, 16003), (35, 32, 16259), (35, 64, 16515), (13, 32, 14851), (13, 64, 15107)])
+@pytest.mark.parametrize(
+    "hr_in,s,expected", [(35, 16, 16003), (35, 32, 16259), (35, 64, 16515), (13, 32, 14851), (13, 64, 15107)]
+)
 def test_num_params_of_paper_settings(hr_in, s, expected):
     assert MLPSpec(hr_in, s).num_params == expected
 
@@ -17,7 +19,12 @@ def test_num_params_of_paper_settings(hr_in, s, expected):
 def test_cityscapes_offsets_are_bias_first():
     spec = MLPSpec(35, 16)
     assert [(l.bias_offset, l.weight_offset) for l in spec.layers] == [
-        (0, 64), (3328, 3392), (7488, 7552), (11648, 11712), (15808, 15811)]
+        (0, 64),
+        (3328, 3392),
+        (7488, 7552),
+        (11648, 11712),
+        (15808, 15811),
+    ]
     assert [l.end for l in spec.layers] == [3328, 7488, 11648, 15808, 16003]
 
 
@@ -33,8 +40,10 @@ def test_encoding_tile_equals_authors_coords_everywhere(s):
 
 def test_solve_first_width_inverts_num_params():
     for spec in (MLPSpec(35, 64), MLPSpec(13, 32, 32, 4, 1)):
-        assert MLPSpec.solve_first_width(spec.num_params, spec.hidden_width, spec.depth,
-                                         spec.out_channels) == spec.channels[0]
+        assert (
+            MLPSpec.solve_first_width(spec.num_params, spec.hidden_width, spec.depth, spec.out_channels)
+            == spec.channels[0]
+        )
 
 
 def test_plugin_attributes_round_trip():
@@ -42,10 +51,12 @@ def test_plugin_attributes_round_trip():
     assert MLPSpec.from_plugin_attributes(spec.plugin_attributes()) == spec
 
 
-@pytest.mark.parametrize("bad", [dict(downsampling=24), dict(downsampling=8),
-                                 dict(padding="circular"), dict(hr_depth=1)])
+@pytest.mark.parametrize(
+    "bad", [dict(downsampling=24), dict(downsampling=8), dict(padding="circular"), dict(hr_depth=1)]
+)
 def test_invalid_configs_are_rejected(bad):
     from asap_deploy.errors import ConfigError
+
     with pytest.raises(ConfigError):
         GeneratorConfig(**bad)
 
@@ -57,8 +68,13 @@ def test_cited_test_files_exist():
 
     root = Path(__file__).resolve().parent.parent
     cited = {}
-    for path in [root / "README.md", *root.glob("asap_deploy/**/*.py"), *root.glob("engines/**/*"),
-                 *root.glob("export/*.md"), *root.glob("benchmarks/*.md")]:
+    for path in [
+        root / "README.md",
+        *root.glob("asap_deploy/**/*.py"),
+        *root.glob("engines/**/*"),
+        *root.glob("export/*.md"),
+        *root.glob("benchmarks/*.md"),
+    ]:
         if path.is_file() and path.suffix in (".py", ".md", ".h", ".cpp", ".cu"):
             for m in re.finditer(r"tests/(\w+\.py)", path.read_text(errors="replace")):
                 cited.setdefault(m.group(1), set()).add(str(path.relative_to(root)))
@@ -77,8 +93,11 @@ def test_every_power_of_two_from_2_is_a_valid_s(s):
 
 @pytest.mark.parametrize("s", [0, 1, 3, 6, 24, -4])
 def test_other_s_are_rejected_with_the_rule(s):
-    with pytest.raises(ValueError, match=rf"^downsampling factor S must be a power of two >= 2, "
-                                         rf"got {s}$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^downsampling factor S must be a power of two >= 2, "
+        rf"got {s}$",
+    ):
         MLPSpec(3, s)
 
 
@@ -98,8 +117,13 @@ def test_depth_below_two_is_rejected_with_the_rule():
 
 def test_plugin_attributes_are_exactly_the_node_attributes():
     assert MLPSpec(13, 32, 48, 6, 1).plugin_attributes() == {
-        "in_channels": 13, "hidden_width": 48, "depth": 6, "out_channels": 1,
-        "downsampling": 32, "num_frequencies": 5}
+        "in_channels": 13,
+        "hidden_width": 48,
+        "depth": 6,
+        "out_channels": 1,
+        "downsampling": 32,
+        "num_frequencies": 5,
+    }
 
 
 def test_from_plugin_attributes_reads_every_field_and_checks_frequencies():

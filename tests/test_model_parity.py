@@ -36,16 +36,21 @@ def _run(cfg, seed=0, batch=2, width_cells=3):
     label = reference_label_for(cfg, label_maps(cfg, batch, cfg.height, w, seed))
     ours = gen(label)
     ref, ref_params = reference_generator(
-        gen.state_dict(), label, padding=cfg.padding, lr_instance=cfg.lr_instance,
-        strided=cfg.num_strided_convs, hr_width=cfg.hr_width, hr_depth=cfg.hr_depth,
-        output_nc=cfg.output_nc)
+        gen.state_dict(),
+        label,
+        padding=cfg.padding,
+        lr_instance=cfg.lr_instance,
+        strided=cfg.num_strided_convs,
+        hr_width=cfg.hr_width,
+        hr_depth=cfg.hr_depth,
+        output_nc=cfg.output_nc,
+    )
     return gen, label, ours, ref, ref_params
 
 
 @pytest.mark.parametrize("padding,s,lr_instance,edge,kw", CASES)
 def test_matches_oracle_bit_for_bit(padding, s, lr_instance, edge, kw):
-    cfg = small_config(padding=padding, downsampling=s, lr_instance=lr_instance,
-                       instance_edge=edge, **kw)
+    cfg = small_config(padding=padding, downsampling=s, lr_instance=lr_instance, instance_edge=edge, **kw)
     gen, label, ours, ref, ref_params = _run(cfg)
     assert torch.equal(gen.predict_params(label), ref_params)
     assert torch.equal(ours, ref), (ours - ref).abs().max().item()  # measured: exactly 0
@@ -70,8 +75,11 @@ def _broken_layers(self):
 
 def test_wrong_layout_would_be_caught(monkeypatch):
     cfg = small_config()
-    monkeypatch.setattr(MLPSpec, "num_params", property(lambda self: sum(
-        (a + 1) * b for a, b in zip(self.channels[:-1], self.channels[1:]))))
+    monkeypatch.setattr(
+        MLPSpec,
+        "num_params",
+        property(lambda self: sum((a + 1) * b for a, b in zip(self.channels[:-1], self.channels[1:]))),
+    )
     monkeypatch.setattr(MLPSpec, "layers", property(_broken_layers))
     _, _, ours, ref, _ = _run(cfg)
     assert (ours - ref).abs().max().item() > 1e-2
@@ -80,8 +88,9 @@ def test_wrong_layout_would_be_caught(monkeypatch):
 def test_wrong_encoding_would_be_caught(monkeypatch):
     cfg = small_config()
     real = MLPSpec.positional_encoding_tile
-    monkeypatch.setattr(MLPSpec, "positional_encoding_tile",
-                        lambda self: real(self).flip(-1))  # sin/cos or x/y order swapped
+    monkeypatch.setattr(
+        MLPSpec, "positional_encoding_tile", lambda self: real(self).flip(-1)
+    )  # sin/cos or x/y order swapped
     _, _, ours, ref, _ = _run(cfg)
     assert (ours - ref).abs().max().item() > 1e-2
 
@@ -90,8 +99,9 @@ def test_wrong_padding_would_be_caught():
     cfg = small_config(padding="reflect")
     gen = ASAPNetGenerator(cfg).eval()
     label = torch.from_numpy(generator_feeds(cfg, "one-hot", 1, cfg.height, 64, 0)["label"])
-    ref, _ = reference_generator(gen.state_dict(), label, padding="replicate",
-                                 lr_instance=cfg.lr_instance, hr_width=cfg.hr_width)
+    ref, _ = reference_generator(
+        gen.state_dict(), label, padding="replicate", lr_instance=cfg.lr_instance, hr_width=cfg.hr_width
+    )
     assert (gen(label) - ref).abs().max().item() > 1e-3
 
 
@@ -99,12 +109,14 @@ def test_any_batch_and_width_without_state():
     gen = demo_generator(small_config())
     for batch, cells in ((1, 2), (3, 5), (2, 1)):
         label = torch.from_numpy(
-            generator_feeds(gen.config, "one-hot", batch, gen.config.height, 32 * cells, 0)["label"])
+            generator_feeds(gen.config, "one-hot", batch, gen.config.height, 32 * cells, 0)["label"]
+        )
         assert gen(label).shape == (batch, 3, gen.config.height, 32 * cells)
 
 
 def test_bad_input_shapes_raise_clear_errors():
     from asap_deploy.errors import ResolutionError
+
     gen = demo_generator(small_config())
     with pytest.raises(ValueError, match="label must be"):
         gen(torch.zeros(1, 3, 512, 64))
@@ -125,6 +137,7 @@ def test_demo_model_is_deterministic_and_not_saturated():
 
 
 # -- label preprocessing: the package's LabelEncoder against the label oracle -----------------
+
 
 def test_label_oracle_known_answers():
     """The oracle itself against hand-worked cases of the authors' definitions (architecture
@@ -148,8 +161,13 @@ def test_label_oracle_known_answers():
     # like the authors' scatter_, an id with no channel is an error, not a silent zero
     with pytest.raises(RuntimeError):
         reference_one_hot(np.array([[[[255]]]]), label_nc=3, contain_dontcare_label=False)
-    lab = reference_label(np.zeros((1, 1, 1, 2), np.int32), np.array([[[[4, 5]]]]), label_nc=2,
-                          contain_dontcare_label=False, instance_edge=True)
+    lab = reference_label(
+        np.zeros((1, 1, 1, 2), np.int32),
+        np.array([[[[4, 5]]]]),
+        label_nc=2,
+        contain_dontcare_label=False,
+        instance_edge=True,
+    )
     assert lab[0, :, 0].T.tolist() == [[1, 0, 1], [1, 0, 1]]  # edges are the last channel
 
 
@@ -166,8 +184,7 @@ def _dense_maps(cfg, batch, h, w, seed):
     return maps
 
 
-@pytest.mark.parametrize("dontcare,edge", [(False, True), (True, True), (True, False),
-                                           (False, False)])
+@pytest.mark.parametrize("dontcare,edge", [(False, True), (True, True), (True, False), (False, False)])
 def test_label_encoder_matches_oracle(dontcare, edge):
     cfg = GeneratorConfig(label_nc=6, contain_dontcare_label=dontcare, instance_edge=edge)
     enc = LabelEncoder(cfg)
@@ -177,8 +194,9 @@ def test_label_encoder_matches_oracle(dontcare, edge):
         h, w = maps["label_map"].shape[2:]
         assert ours.dtype == torch.float32 and ours.shape == ref.shape == (2, cfg.in_channels, h, w)
         bad = (ours != ref).nonzero()
-        assert not len(bad), f"{len(bad)} values differ from the oracle, first (b, c, y, x): " \
-                             f"{bad[0].tolist()}"
+        assert not len(bad), (
+            f"{len(bad)} values differ from the oracle, first (b, c, y, x): {bad[0].tolist()}"
+        )
     if dontcare:
         assert (maps["label_map"] == 255).any(), "the scene must exercise the don't-care id"
 

@@ -1,6 +1,7 @@
 """The committed mutation-testing result (tests/mutation/, made by run_mutation.py) is complete:
 it covers the modules the runner names, its counts add up, every mutant that was not killed is
 explained in one line, and no explanation is left over from an older run."""
+
 import json
 import sys
 from pathlib import Path
@@ -37,8 +38,9 @@ def test_every_mutant_that_was_not_killed_is_explained():
     assert REPORT["unexplained_survivors"] == []
     for s in REPORT["survivors"]:
         assert s["reason"] and "stale_explanation" not in s, s["mutant"]
-    assert sorted(EXPLAINED) == sorted(s["mutant"] for s in REPORT["survivors"]), \
+    assert sorted(EXPLAINED) == sorted(s["mutant"] for s in REPORT["survivors"]), (
         "equivalent.json explains mutants the last run killed: remove them"
+    )
 
 
 def test_markdown_is_the_json_rendered():

@@ -9,6 +9,7 @@ could not see an encoder bug.
 
 Run ``python tests/test_onnx_export.py`` to print the figures the limits below were set from.
 """
+
 import math
 
 import numpy as np
@@ -31,8 +32,14 @@ from asap_deploy.sample_inputs import label_maps
 
 CONFIGS = {
     "cityscapes-like": small_config(),
-    "facades-like": small_config(instance_edge=False, lr_instance=False, padding="reflect",
-                                 downsampling=64, label_nc=4, contain_dontcare_label=True),
+    "facades-like": small_config(
+        instance_edge=False,
+        lr_instance=False,
+        padding="reflect",
+        downsampling=64,
+        label_nc=4,
+        contain_dontcare_label=True,
+    ),
     "edges-in-mlp": small_config(lr_instance=False, downsampling=16),
 }
 
@@ -43,9 +50,9 @@ CONFIGS = {
 # FP32: ONNX Runtime sums convolutions and matmuls in another order than PyTorch, so FP32 graphs
 # are close, not bit-exact: max |ORT - PyTorch| <= about 3x the worst of the three configs.
 FP32_MAX_ABS = {
-    "g": 1e-5,               # params; measured 1.2e-6 (facades) .. 2.7e-6 (edges-in-mlp)
-    "mlp": 2e-6,             # image; measured 1.8e-7 .. 4.7e-7 (cityscapes)
-    "asapnet": 6e-5,         # image; measured 6.7e-6 .. 2.0e-5 (edges-in-mlp)
+    "g": 1e-5,  # params; measured 1.2e-6 (facades) .. 2.7e-6 (edges-in-mlp)
+    "mlp": 2e-6,  # image; measured 1.8e-7 .. 4.7e-7 (cityscapes)
+    "asapnet": 6e-5,  # image; measured 6.7e-6 .. 2.0e-5 (edges-in-mlp)
     "asapnet_plugin": 6e-5,  # the same computation through the node's ONNX function: same figures
 }
 # FP16 images: PSNR (dB, images in [-1, 1]) against FP32 PyTorch >= measured - 0.3 dB. A
@@ -53,15 +60,15 @@ FP32_MAX_ABS = {
 # graphs (measured by planting it in onnx_export/fp16.py, whichever norm is kept FP32), so it fails.
 FP16_MIN_PSNR = {
     "cityscapes-like": {"mlp": 84.9, "asapnet": 71.1, "asapnet_plugin": 71.1},  # 85.23 71.38 71.38
-    "facades-like": {"mlp": 88.2, "asapnet": 78.2, "asapnet_plugin": 78.2},     # 88.51 78.46 78.46
-    "edges-in-mlp": {"mlp": 85.4, "asapnet": 71.8, "asapnet_plugin": 71.8},     # 85.70 72.09 72.09
+    "facades-like": {"mlp": 88.2, "asapnet": 78.2, "asapnet_plugin": 78.2},  # 88.51 78.46 78.46
+    "edges-in-mlp": {"mlp": 85.4, "asapnet": 71.8, "asapnet_plugin": 71.8},  # 85.70 72.09 72.09
 }
 # FP16 params (graph g): mean |error| <= measured x 1.05 (the InstanceNorm mistake above adds 9 to
 # 25 %), max |error| <= measured x 1.5 (a single worst element moves more from run to run).
 FP16_G_LIMITS = {  # (mean abs, max abs)
     "cityscapes-like": (1.98e-4, 3.2e-3),  # measured 1.884e-4, 2.151e-3
-    "facades-like": (1.23e-4, 1.6e-3),     # measured 1.174e-4, 1.079e-3
-    "edges-in-mlp": (1.92e-4, 2.8e-3),     # measured 1.826e-4, 1.859e-3
+    "facades-like": (1.23e-4, 1.6e-3),  # measured 1.174e-4, 1.079e-3
+    "edges-in-mlp": (1.92e-4, 2.8e-3),  # measured 1.826e-4, 1.859e-3
 }
 PARITY_BATCH, PARITY_SEED = 2, 1
 
@@ -78,8 +85,7 @@ class Exported:
         self.cfg = self.gen.config
         self.h, self.w = self.cfg.height, self.cfg.downsampling * 3
         traced = trace_graphs(self.gen, self.h, self.w, mode)
-        self.graphs = {p: export_graphs(self.gen, self.h, self.w, p, traced)
-                       for p in ("fp32", "fp16")}
+        self.graphs = {p: export_graphs(self.gen, self.h, self.w, p, traced) for p in ("fp32", "fp16")}
         self._sessions = {}
 
     def run(self, precision: str, graph: str, maps, label, params) -> np.ndarray:
@@ -92,8 +98,11 @@ class Exported:
         return self._sessions[key].run(None, feed)[0]
 
 
-@pytest.fixture(scope="module", params=[(c, m) for c in CONFIGS for m in ("one-hot", "labels")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[(c, m) for c in CONFIGS for m in ("one-hot", "labels")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def exported(request):
     return Exported(*request.param)
 
@@ -112,7 +121,7 @@ def _reference(gen, label):
 
 def _errors(out, ref):
     d = np.abs(out.astype(np.float64) - ref.astype(np.float64))
-    mse = float(np.mean(d ** 2))
+    mse = float(np.mean(d**2))
     psnr = math.inf if mse == 0 else 10 * math.log10(4.0 / mse)  # peak-to-peak 2: [-1, 1]
     return float(d.max()), float(d.mean()), psnr
 
@@ -145,8 +154,9 @@ def test_parity_with_pytorch(exported):
             limit = f"PSNR >= {FP16_MIN_PSNR[exported.name][graph]} dB"
         if not ok:
             image = "" if graph == "g" else f", PSNR {psnr:.2f} dB"
-            failures.append(f"{prec} {graph}: max abs {max_abs:.3e}, mean abs {mean_abs:.3e}"
-                            f"{image}; limit {limit}")
+            failures.append(
+                f"{prec} {graph}: max abs {max_abs:.3e}, mean abs {mean_abs:.3e}{image}; limit {limit}"
+            )
     assert not failures, f"{exported.name} {exported.mode}:\n" + "\n".join(failures)
 
 
@@ -156,7 +166,7 @@ def test_dynamic_batch_values_per_element(exported):
     elements fails (shapes and finiteness alone would not notice)."""
     ex = exported
     maps, label = _scene(ex.cfg, 3, ex.h, ex.w, seed=7)
-    refs = [_reference(ex.gen, label[i:i + 1]) for i in range(3)]
+    refs = [_reference(ex.gen, label[i : i + 1]) for i in range(3)]
     assert not np.allclose(refs[0][1], refs[1][1], atol=1e-2), "the scenes must differ"
     params = np.concatenate([r[0] for r in refs])
     one = {k: v[:1] for k, v in maps.items()}
@@ -166,7 +176,7 @@ def test_dynamic_batch_values_per_element(exported):
         out1 = ex.run("fp32", graph, one, label[:1], params[:1])
         for i, (p_ref, im_ref) in enumerate(refs):
             ref = p_ref if graph == "g" else im_ref
-            err = _errors(out3[i:i + 1], ref)[0]
+            err = _errors(out3[i : i + 1], ref)[0]
             assert err <= limit, f"{graph}: batch element {i} is off by {err:.3e}"
         assert _errors(out1, out3[:1])[0] <= limit, f"{graph}: batch 1 and 3 disagree"
 
@@ -200,8 +210,10 @@ def test_declared_io_matches_specs(exported):
     wrong = {}
     for prec, graphs in ex.graphs.items():
         for graph, art in graphs.items():
-            got = ([_declared(v) for v in art.model.graph.input],
-                   [_declared(v) for v in art.model.graph.output])
+            got = (
+                [_declared(v) for v in art.model.graph.input],
+                [_declared(v) for v in art.model.graph.output],
+            )
             want = (_specs(art.inputs), _specs(art.outputs))
             assert got[0] == want[0], (prec, graph, got[0], want[0])
             if got[1] != want[1]:
@@ -233,8 +245,11 @@ def test_fp16_graph_types(exported):
     types = {v.name: v.type.tensor_type.elem_type for v in list(gg.value_info) + list(gg.output)}
     norm_inputs = [n.input[0] for n in gg.node if n.op_type == "InstanceNormalization"]
     assert norm_inputs and all(types[i] == F32 for i in norm_inputs)
-    convs = [n for n in gg.node if n.op_type == "Conv"
-             and not any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    convs = [
+        n
+        for n in gg.node
+        if n.op_type == "Conv" and not any(a.name == "group" and a.i > 1 for a in n.attribute)
+    ]
     assert convs and all(types.get(n.output[0]) == F16 for n in convs)
     # no precision-losing fp32 -> fp16 -> fp32 round trips are left between FP32 regions
     prod = {o: n for n in gg.node for o in n.output}

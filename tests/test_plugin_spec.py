@@ -1,4 +1,5 @@
 """The plugin's machine-readable spec, the C++ plugin and the exporter's node agree."""
+
 import json
 import re
 import shutil
@@ -36,8 +37,9 @@ def test_attributes_match_exporter_and_cpp(mode):
         assert isinstance(exported[a["name"]], int if a["type"] == "int" else str)
     cpp_fields = re.findall(r'\{"(\w+)", &AsapMLPShape::\w+, (?:true|false)\}', CPP)
     assert sorted(cpp_fields + ["input_mode"]) == sorted(names)
-    assert exported["input_mode"] in next(a for a in SPEC["attributes"]
-                                          if a["name"] == "input_mode")["values"]
+    assert (
+        exported["input_mode"] in next(a for a in SPEC["attributes"] if a["name"] == "input_mode")["values"]
+    )
 
 
 def test_plugin_compiles_against_tensorrt_headers(tmp_path):
@@ -48,5 +50,4 @@ def test_plugin_compiles_against_tensorrt_headers(tmp_path):
     except MissingDependencyError as exc:
         pytest.skip(f"TensorRT headers not installed (set TensorRT_ROOT): {exc}")
     for registration in build_plugin.PLUGIN_LIBRARIES:
-        build_plugin.build_trt_plugin(tmp_path, root, archs=("90",), link=False,
-                                      registration=registration)
+        build_plugin.build_trt_plugin(tmp_path, root, archs=("90",), link=False, registration=registration)

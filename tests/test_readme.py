@@ -6,6 +6,7 @@ substitutions to keep CI fast: the demo presets build a model of the paper's str
 widths, and bench times 2 iterations per backend instead of 3 seconds. What cannot run here is said: the venv/pip set-up and the test command (CI runs those:
 .ci/run), commands that need nvcc, a GPU or TensorRT's own tools, and the usage synopses.
 """
+
 import importlib
 import re
 import shlex
@@ -51,18 +52,24 @@ def readme_commands():
 def _small_preset(real):
     def load(name):
         p = real(name)
-        return presets.Preset(p.name, p.height, p.width,
-                              {**p.generator, "lr_width": 8, "lr_max_width": 16, "lr_depth": 1,
-                               "hr_width": 16})
+        return presets.Preset(
+            p.name,
+            p.height,
+            p.width,
+            {**p.generator, "lr_width": 8, "lr_max_width": 16, "lr_depth": 1, "hr_width": 16},
+        )
+
     return load
 
 
 def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
     import asap_deploy.bench as bench
     from asap_deploy.harness.timing import TimingOptions
+
     monkeypatch.setattr(presets, "load_preset", _small_preset(presets.load_preset))
-    monkeypatch.setattr(bench, "TimingOptions",
-                        lambda warmup, iterations, duration, *rest: TimingOptions(0.0, 2, 0.0, *rest))
+    monkeypatch.setattr(
+        bench, "TimingOptions", lambda warmup, iterations, duration, *rest: TimingOptions(0.0, 2, 0.0, *rest)
+    )
     monkeypatch.chdir(tmp_path)
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     ran = []
@@ -70,8 +77,9 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
         if why:
             continue
         argv = shlex.split(cmd)
-        assert argv[:2] == [".venv/bin/python", "-m"] and argv[2].startswith("asap_deploy."), \
+        assert argv[:2] == [".venv/bin/python", "-m"] and argv[2].startswith("asap_deploy."), (
             f"README command not runnable as written: {cmd}"
+        )
         main = importlib.import_module(argv[2]).main
         rc = main(argv[3:])
         out = capsys.readouterr()
@@ -84,8 +92,13 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
         if lang == "python":
             exec(compile(body, "README.md", "exec"), {})
             ran.append("python")
-    assert {"asap_deploy.export", "asap_deploy.translate", "asap_deploy.bench",
-            "asap_deploy.parity", "python"} <= set(ran), ran
+    assert {
+        "asap_deploy.export",
+        "asap_deploy.translate",
+        "asap_deploy.bench",
+        "asap_deploy.parity",
+        "python",
+    } <= set(ran), ran
     assert (tmp_path / "build" / "translated" / "street_labelIds.png").is_file()
     assert (tmp_path / "build" / "street.png").is_file()
     assert (tmp_path / "benchmarks" / "results" / "my-machine" / "bench.json").is_file()

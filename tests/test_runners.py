@@ -1,5 +1,6 @@
 """The runner layer: lifecycle, input checks against each runner's metadata, the backend registry,
 engine naming shared with ``build``, checked TensorRT statuses, one backend alive at a time."""
+
 import warnings
 from collections import OrderedDict
 
@@ -30,14 +31,32 @@ def export(tmp_path_factory):
     ckpt.parent.mkdir()
     torch.save(OrderedDict(demo_generator(cfg).state_dict()), ckpt)
     out = root / "export"
-    assert export_main([str(ckpt), "--width", "64", "--out", str(out), "--input", "labels",
-                        "--precision", "fp32", "--no-parity", "--engine", "none"]) == 0
+    assert (
+        export_main(
+            [
+                str(ckpt),
+                "--width",
+                "64",
+                "--out",
+                str(out),
+                "--input",
+                "labels",
+                "--precision",
+                "fp32",
+                "--no-parity",
+                "--engine",
+                "none",
+            ]
+        )
+        == 0
+    )
     return ExportFolder(out)
 
 
 def _ort(export):
-    return OrtRunner(SessionFromOnnx(export.graph_path("asapnet", "fp32")),
-                     value_rules=registry.RunContext(export).rules())
+    return OrtRunner(
+        SessionFromOnnx(export.graph_path("asapnet", "fp32")), value_rules=registry.RunContext(export).rules()
+    )
 
 
 def _feeds(export, batch=1):
@@ -73,18 +92,26 @@ def test_a_runner_never_deactivated_warns(export):
     r.deactivate()
 
 
-@pytest.mark.parametrize("change,words", [
-    (lambda f: f.pop("instance_map"), "missing input instance_map (instance ids; edges are "
-                                      "computed from it): int32 [batch x 1 x 512 x 64]"),
-    (lambda f: f.update(label_map=f["label_map"].astype(np.float32)), "is float32, expected"),
-    (lambda f: f.update(label_map=f["label_map"][:, 0]), "has shape [1, 512, 64], expected"),
-    (lambda f: f.update(label_map=f["label_map"][:, :, :256]), "has shape [1, 1, 256, 64]"),
-    (lambda f: f["label_map"].__setitem__((0, 0, 7, 9), 17),
-     "holds class id 17 (1 pixel, first at image 0, row 7, column 9)"),
-    (lambda f: f["label_map"].__setitem__((0, 0, 0, 0), -3), "holds class id -3"),
-    (lambda f: f.update(instance_map=np.concatenate([f["instance_map"]] * 2)), "has batch 2"),
-    (lambda f: f.update(label_map=[[1]]), "numpy array or a torch tensor"),
-])
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (
+            lambda f: f.pop("instance_map"),
+            "missing input instance_map (instance ids; edges are "
+            "computed from it): int32 [batch x 1 x 512 x 64]",
+        ),
+        (lambda f: f.update(label_map=f["label_map"].astype(np.float32)), "is float32, expected"),
+        (lambda f: f.update(label_map=f["label_map"][:, 0]), "has shape [1, 512, 64], expected"),
+        (lambda f: f.update(label_map=f["label_map"][:, :, :256]), "has shape [1, 1, 256, 64]"),
+        (
+            lambda f: f["label_map"].__setitem__((0, 0, 7, 9), 17),
+            "holds class id 17 (1 pixel, first at image 0, row 7, column 9)",
+        ),
+        (lambda f: f["label_map"].__setitem__((0, 0, 0, 0), -3), "holds class id -3"),
+        (lambda f: f.update(instance_map=np.concatenate([f["instance_map"]] * 2)), "has batch 2"),
+        (lambda f: f.update(label_map=[[1]]), "numpy array or a torch tensor"),
+    ],
+)
 def test_feeds_are_checked_against_the_metadata(export, change, words):
     feeds = _feeds(export)
     change(feeds)
@@ -94,10 +121,10 @@ def test_feeds_are_checked_against_the_metadata(export, change, words):
 
 
 def test_value_checks_on_torch_tensors_and_255():
-    meta = {"label_map": TensorMeta("label_map", np.dtype(np.int32), (None, 1, 4, 4),
-                                    ValueRule(ids_below=3)),
-            "label": TensorMeta("label", np.dtype(np.float32), (None, 2, 4, 4),
-                                ValueRule(finite=True))}
+    meta = {
+        "label_map": TensorMeta("label_map", np.dtype(np.int32), (None, 1, 4, 4), ValueRule(ids_below=3)),
+        "label": TensorMeta("label", np.dtype(np.float32), (None, 2, 4, 4), ValueRule(finite=True)),
+    }
     ids = torch.zeros(2, 1, 4, 4, dtype=torch.int32)
     ids[1, 0, 3, 3] = 255  # don't care: valid
     label = torch.zeros(2, 2, 4, 4)
@@ -110,15 +137,23 @@ def test_value_checks_on_torch_tensors_and_255():
     with pytest.raises(InputError, match="class id 3 .*image 0, row 1, column 1"):
         check_feeds(meta, {"label_map": ids, "label": torch.zeros(2, 2, 4, 4)})
     with pytest.raises(InputError, match=r"outside this engine's profile \(1..1\)"):
-        check_feeds(meta, {"label_map": ids[:, :, :, :], "label": torch.zeros(2, 2, 4, 4)},
-                    values=False, batch_range=(1, 1))
+        check_feeds(
+            meta,
+            {"label_map": ids[:, :, :, :], "label": torch.zeros(2, 2, 4, 4)},
+            values=False,
+            batch_range=(1, 1),
+        )
 
 
 def test_ort_failure_is_one_line(export, monkeypatch):
     with _ort(export) as r:
+
         def boom(*a, **k):
-            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status\n"
-                               "  at some/file.cc:42 more internals")
+            raise RuntimeError(
+                "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status\n"
+                "  at some/file.cc:42 more internals"
+            )
+
         monkeypatch.setattr(r.sess, "run", boom, raising=False)
         with pytest.raises(InferenceError) as e:
             r.infer(_feeds(export))
@@ -172,13 +207,32 @@ class _Recorder(Runner):
 def test_bench_and_parity_hold_one_backend_at_a_time(export, monkeypatch, tmp_path, capsys):
     from asap_deploy.bench import main as bench_main
     from asap_deploy.parity import main as parity_main
+
     log = []
     for name in ("rec-a", "rec-fails", "rec-b"):
-        monkeypatch.setitem(registry._REGISTRY, name, registry.Backend(
-            name, "test", "fp32", "recorder", lambda ctx, n=name: _Recorder(n, log),
-            lambda ctx: None))
-    rc = bench_main(["--export", str(export.path), "--backends", "rec-a", "rec-fails", "rec-b",
-                     "--iterations", "2", "--duration", "0", "--warmup", "0"])
+        monkeypatch.setitem(
+            registry._REGISTRY,
+            name,
+            registry.Backend(
+                name, "test", "fp32", "recorder", lambda ctx, n=name: _Recorder(n, log), lambda ctx: None
+            ),
+        )
+    rc = bench_main(
+        [
+            "--export",
+            str(export.path),
+            "--backends",
+            "rec-a",
+            "rec-fails",
+            "rec-b",
+            "--iterations",
+            "2",
+            "--duration",
+            "0",
+            "--warmup",
+            "0",
+        ]
+    )
     assert rc == 4  # a tool failure: the failing backend is reported, the others still run
     assert log == ["active", "released"] * 3
     assert "FAILED: rec-fails: broke" in capsys.readouterr().out
@@ -190,15 +244,16 @@ def test_bench_and_parity_hold_one_backend_at_a_time(export, monkeypatch, tmp_pa
 
 def test_engine_naming_rule():
     assert engine_filename("asapnet_plugin_fp16", "tensorrt") == "asapnet_plugin_fp16.tensorrt.plan"
-    assert engine_filename("asapnet_fp16", "tensorrt_rtx", (4, 4, 4)) == \
-        "asapnet_fp16.tensorrt_rtx.b4.plan"
+    assert engine_filename("asapnet_fp16", "tensorrt_rtx", (4, 4, 4)) == "asapnet_fp16.tensorrt_rtx.b4.plan"
     name = engine_filename("asapnet_fp16", "tensorrt", (1, 2, 8))
     assert name == "asapnet_fp16.tensorrt.b1-2-8.plan"
     assert parse_engine_filename(name) == ("asapnet_fp16", "tensorrt", (1, 2, 8))
     assert parse_engine_filename("x/asapnet.tensorrt_rtx.plan").batch == (1, 1, 1)
     assert parse_engine_filename("asapnet_fp16.plan") is None
-    assert engine_path(__import__("pathlib").Path("/e/asapnet_fp16.onnx"), "tensorrt").name == \
-        "asapnet_fp16.tensorrt.plan"
+    assert (
+        engine_path(__import__("pathlib").Path("/e/asapnet_fp16.onnx"), "tensorrt").name
+        == "asapnet_fp16.tensorrt.plan"
+    )
 
 
 def test_an_engine_built_by_hand_is_the_one_the_harness_uses(export, tmp_path, monkeypatch):
@@ -207,6 +262,7 @@ def test_an_engine_built_by_hand_is_the_one_the_harness_uses(export, tmp_path, m
     from asap_deploy.engine import trt_module
     from asap_deploy.errors import MissingDependencyError
     from asap_deploy.runners import loaders
+
     try:
         _, flavour = trt_module.import_tensorrt("auto")
     except MissingDependencyError as exc:
@@ -221,6 +277,7 @@ def test_an_engine_built_by_hand_is_the_one_the_harness_uses(export, tmp_path, m
 
     def no_build(*a, **k):
         raise AssertionError("rebuilt an engine that was already there")
+
     monkeypatch.setattr("asap_deploy.engine.subprocess_build.build_engine_isolated", no_build)
     loaded = []
     monkeypatch.setattr(loaders.EngineFromPath, "__call__", lambda self: loaded.append(self.plan))
@@ -253,11 +310,14 @@ class _FakeContext:
 def _trt_runner(ctx):
     """A TrtRunner wired to a fake context on the CPU: exercises the status checks only."""
     from asap_deploy.runners.trt_runner import TrtRunner
+
     r = TrtRunner(lambda: None, "fp16")
     r.torch, r.dev, r.context = torch, torch.device("cpu"), ctx
     r.inputs, r.outputs = ["label_map"], ["image"]
-    r.meta = {"label_map": TensorMeta("label_map", np.dtype(np.int32), (None, 1, 4, 4)),
-              "image": TensorMeta("image", np.dtype(np.float32), (None, 3, 4, 4))}
+    r.meta = {
+        "label_map": TensorMeta("label_map", np.dtype(np.int32), (None, 1, 4, 4)),
+        "image": TensorMeta("image", np.dtype(np.float32), (None, 3, 4, 4)),
+    }
     r.profile = {"label_map": ((1, 1, 4, 4), (1, 1, 4, 4), (2, 1, 4, 4))}
     r.buffers, r.bound, r.batch = {}, {}, 0
     return r
@@ -274,6 +334,7 @@ def test_every_tensorrt_status_is_checked():
 
     class S:
         cuda_stream = 0
+
     r.stream = S()
     with pytest.raises(InferenceError, match="execute_async_v3 failed"):
         r.compute_impl()
@@ -283,5 +344,6 @@ def test_trt_runner_without_gpu_says_why(export):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     from asap_deploy.runners.trt_runner import TrtRunner
+
     with pytest.raises(RunnerUnavailable, match="needs a CUDA GPU"):
         TrtRunner(export.graph_path("asapnet", "fp32")).activate()

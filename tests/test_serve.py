@@ -5,6 +5,7 @@ started on 127.0.0.1 in a child process (HTTP, 400s, where it binds, what it lea
 stop by SIGTERM to its PID), and the deployment in this process through a handle. Outputs are
 compared byte for byte with ``asap_deploy.load(EXPORT, backend="onnxruntime")``.
 """
+
 import concurrent.futures
 import json
 import os
@@ -40,7 +41,8 @@ READY_TIMEOUT_S = 300  # Ray's start-up: 15-40 s here, more while other jobs loa
 
 needs_serve = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("ray", "python_multipart")),
-    reason='needs Ray Serve: pip install -e ".[serve]"')
+    reason='needs Ray Serve: pip install -e ".[serve]"',
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,23 @@ def export_dir(tmp_path_factory):
     ckpt = root / "net_G.pth"
     with torch.no_grad():
         torch.save(OrderedDict(demo_generator(small_config(), seed=3).state_dict()), ckpt)
-        assert export_main([str(ckpt), "--width", str(WIDTH), "--out", str(root / "export"),
-                            "--precision", "fp32", "--no-parity", "--engine", "none"]) == 0
+        assert (
+            export_main(
+                [
+                    str(ckpt),
+                    "--width",
+                    str(WIDTH),
+                    "--out",
+                    str(root / "export"),
+                    "--precision",
+                    "fp32",
+                    "--no-parity",
+                    "--engine",
+                    "none",
+                ]
+            )
+            == 0
+        )
     return root / "export"
 
 
@@ -74,7 +91,8 @@ def multipart(parts):
     from urllib3 import encode_multipart_formdata
 
     body, ctype = encode_multipart_formdata(
-        {name: (f"{name}.png", data, "image/png") for name, data in parts.items()})
+        {name: (f"{name}.png", data, "image/png") for name, data in parts.items()}
+    )
     return body, ctype
 
 
@@ -98,16 +116,19 @@ def test_missing_ray_is_one_line(export_dir, monkeypatch, capsys):
     assert "Ray Serve" in line and 'pip install -e ".[serve]"' in line
 
 
-@pytest.mark.parametrize("argv, code, match", [
-    (["--replicas", "0"], 2, "--replicas must be at least 1"),
-    (["--port", "70000"], 2, "--port must be 1..65535"),
-    (["--max-batch", "0"], 2, "--max-batch must be at least 1"),
-    (["--batch-wait-ms", "-1"], 2, "--batch-wait-ms must be 0..10000"),
-    (["--num-gpus", "1.5"], 2, "whole GPUs"),
-    (["--backend", "tensorrt", "--num-gpus", "0"], 2, "runs on a GPU"),
-    (["--backend", "tensorrt"], 2, "has no tensorrt engine"),
-    (["--host", "203.0.113.7"], 2, "not an address of this machine"),
-])
+@pytest.mark.parametrize(
+    "argv, code, match",
+    [
+        (["--replicas", "0"], 2, "--replicas must be at least 1"),
+        (["--port", "70000"], 2, "--port must be 1..65535"),
+        (["--max-batch", "0"], 2, "--max-batch must be at least 1"),
+        (["--batch-wait-ms", "-1"], 2, "--batch-wait-ms must be 0..10000"),
+        (["--num-gpus", "1.5"], 2, "whole GPUs"),
+        (["--backend", "tensorrt", "--num-gpus", "0"], 2, "runs on a GPU"),
+        (["--backend", "tensorrt"], 2, "has no tensorrt engine"),
+        (["--host", "203.0.113.7"], 2, "not an address of this machine"),
+    ],
+)
 def test_bad_flags_fail_before_ray_starts(export_dir, capsys, argv, code, match):
     t0 = time.monotonic()
     assert serve_main([str(export_dir), *argv]) == code
@@ -126,11 +147,14 @@ def test_missing_export_and_busy_port(export_dir, tmp_path, capsys):
     assert f"port {port} on 127.0.0.1 is in use" in one_error_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("argv, resources, match", [
-    (["--replicas", "3"], {"CPU": 2.0}, "3 replica(s) x 1 CPU need 3 CPUs"),
-    (["--num-gpus", "1"], {"CPU": 2.0}, "need a GPU and Ray sees none"),
-    (["--replicas", "2"], {"CPU": 2.0, "GPU": 1.0}, "--num-gpus 0.5"),
-])
+@pytest.mark.parametrize(
+    "argv, resources, match",
+    [
+        (["--replicas", "3"], {"CPU": 2.0}, "3 replica(s) x 1 CPU need 3 CPUs"),
+        (["--num-gpus", "1"], {"CPU": 2.0}, "need a GPU and Ray sees none"),
+        (["--replicas", "2"], {"CPU": 2.0, "GPU": 1.0}, "--num-gpus 0.5"),
+    ],
+)
 def test_more_than_ray_sees_is_refused(argv, resources, match):
     from asap_deploy.errors import EnvironmentProblem
     from asap_deploy.serve import _gpus_per_replica, build_parser
@@ -172,19 +196,23 @@ def test_request_decoding():
     assert refused("text/plain", b"x")[0] == 415
     assert refused(None, png_bytes(label))[0] == 415
     assert "uses instance edges" in refused("image/png", png_bytes(label))[1]
+
     def refused_form(parts):
         body, ctype = multipart(parts)
         return refused(ctype, body)
 
-    assert "ids must be stored losslessly" in refused_form(
-        {"label": _jpeg(label), "instance": png_bytes(inst)})[1]
+    assert (
+        "ids must be stored losslessly"
+        in refused_form({"label": _jpeg(label), "instance": png_bytes(inst)})[1]
+    )
     assert "unknown form part(s) 'labels'" in refused_form({"labels": png_bytes(label)})[1]
     assert refused("a\nb", b"")[1].startswith("unsupported Content-Type a b:")
     assert "is 4096 x 4096" in refused("image/png", png_bytes(np.zeros((4096, 4096), np.uint8)))[1]
     no_inst = ModelInput(HEIGHT, WIDTH, rgb=False, needs_instance=False)
     assert "drop the 'instance' part" in refused(ctype, body, no_inst)[1]
-    assert "not a label map of ids" in refused("image/png", png_bytes(np.zeros((HEIGHT, WIDTH, 3),
-                                                                               np.uint8)))[1]
+    assert (
+        "not a label map of ids" in refused("image/png", png_bytes(np.zeros((HEIGHT, WIDTH, 3), np.uint8)))[1]
+    )
     import pickle
 
     assert pickle.loads(pickle.dumps(RequestError("x", 415))).status == 415
@@ -231,15 +259,31 @@ def server(export_dir):
     tmp.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "ORT_"))}
-    env.update(HOME=str(home), TMPDIR=str(tmp), XDG_CACHE_HOME=str(home / ".cache"),
-               PYTHONPATH=str(ROOT))
+    env.update(HOME=str(home), TMPDIR=str(tmp), XDG_CACHE_HOME=str(home / ".cache"), PYTHONPATH=str(ROOT))
     log = base / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "asap_deploy.serve", str(export_dir), "--replicas", "2",
-             "--host", "127.0.0.1", "--port", str(port), "--max-batch", "4",
-             "--batch-wait-ms", "50"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(base))
+            [
+                sys.executable,
+                "-m",
+                "asap_deploy.serve",
+                str(export_dir),
+                "--replicas",
+                "2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--max-batch",
+                "4",
+                "--batch-wait-ms",
+                "50",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(base),
+        )
     srv = Server(proc, port, home, tmp, log)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -247,8 +291,7 @@ def server(export_dir):
             assert proc.poll() is None, f"server exited with {proc.returncode}:\n{srv.output()}"
             if "ready in" in srv.output():  # printed once serve.run has every replica up
                 break
-            assert time.monotonic() < deadline, f"not ready in {READY_TIMEOUT_S} s:\n" \
-                                                f"{srv.output()}"
+            assert time.monotonic() < deadline, f"not ready in {READY_TIMEOUT_S} s:\n{srv.output()}"
             time.sleep(0.5)
         yield srv
     finally:
@@ -270,14 +313,19 @@ def test_healthz_describes_the_model(server):
     assert status == 200 and headers["content-type"] == "application/json"
     info = json.loads(body)
     assert info["status"] == "ok" and info["backend"] == "ort-cpu-fp32"
-    assert (info["height"], info["width"], info["input"], info["instance_map"]) == \
-        (HEIGHT, WIDTH, "labels", True)
+    assert (info["height"], info["width"], info["input"], info["instance_map"]) == (
+        HEIGHT,
+        WIDTH,
+        "labels",
+        True,
+    )
     assert info["max_batch"] == 4
 
 
 def test_http_outputs_are_the_python_api_bytes(server, reference):
     """20 requests, 8 at a time: every answer is png_bytes(load(EXPORT)(label, inst)), and
     concurrent requests were batched."""
+
     def post(i):
         label, inst = sample(i)
         body, ctype = multipart({"label": png_bytes(label), "instance": png_bytes(inst)})
@@ -299,16 +347,25 @@ def test_http_outputs_are_the_python_api_bytes(server, reference):
 def test_bad_requests_get_one_line_4xx(server):
     label, inst = sample(0)
     cases = [  # (status, words of the answer, (body, content type))
-        (400, "not an image", multipart({"label": b"\x89PNG garbage",
-                                         "instance": png_bytes(inst)})),
+        (400, "not an image", multipart({"label": b"\x89PNG garbage", "instance": png_bytes(inst)})),
         (400, "not an image", (b"garbage", "image/png")),
         (400, "malformed multipart", (b"--x\r\nnot a form", "multipart/form-data; boundary=x")),
         (400, "uses instance edges", (png_bytes(label), "image/png")),
-        (400, "but this model runs at 512 x 64", multipart(
-            {"label": png_bytes(label[:256]), "instance": png_bytes(inst[:256])})),
-        (400, "class id 9", multipart(
-            {"label": png_bytes(np.where(label == 3, 9, label).astype(np.uint8)),
-             "instance": png_bytes(inst)})),
+        (
+            400,
+            "but this model runs at 512 x 64",
+            multipart({"label": png_bytes(label[:256]), "instance": png_bytes(inst[:256])}),
+        ),
+        (
+            400,
+            "class id 9",
+            multipart(
+                {
+                    "label": png_bytes(np.where(label == 3, 9, label).astype(np.uint8)),
+                    "instance": png_bytes(inst),
+                }
+            ),
+        ),
         (415, "unsupported Content-Type text/plain", (b"hello", "text/plain")),
     ]
     for status, match, (body, ctype) in cases:
@@ -326,9 +383,8 @@ def test_bad_requests_get_one_line_4xx(server):
 
 def _readme_curl_lines():
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Serving with Ray Serve"):]
-    return [line.strip() for line in section.split("```")[1].splitlines()
-            if line.strip().startswith("curl ")]
+    section = text[text.index("### Serving with Ray Serve") :]
+    return [line.strip() for line in section.split("```")[1].splitlines() if line.strip().startswith("curl ")]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
@@ -343,9 +399,13 @@ def test_readme_curl_lines_work(server, reference, tmp_path):
     assert len(lines) == 3, lines
     answers = []
     for line in lines:
-        line = (line.replace("HOST", "127.0.0.1").replace("PORT", str(server.port))
-                .replace("INSTANCE.png", "instance.png").replace("LABEL.png", "label.png")
-                .replace("IMAGE.png", "image.png"))
+        line = (
+            line.replace("HOST", "127.0.0.1")
+            .replace("PORT", str(server.port))
+            .replace("INSTANCE.png", "instance.png")
+            .replace("LABEL.png", "label.png")
+            .replace("IMAGE.png", "image.png")
+        )
         image = tmp_path / "image.png"
         image.unlink(missing_ok=True)
         out = subprocess.run(shlex.split(line), cwd=tmp_path, capture_output=True, timeout=120)
@@ -389,8 +449,11 @@ def test_binds_where_told_with_usage_stats_off(server):
             pass
     gcs = [pid for pid, name in names.items() if name == "gcs_server"]
     assert len(gcs) == 1, names
-    env = dict(kv.split("=", 1) for kv in
-               Path(f"/proc/{gcs[0]}/environ").read_bytes().decode().split("\0") if "=" in kv)
+    env = dict(
+        kv.split("=", 1)
+        for kv in Path(f"/proc/{gcs[0]}/environ").read_bytes().decode().split("\0")
+        if "=" in kv
+    )
     assert env["RAY_USAGE_STATS_ENABLED"] == "0"
     assert env["ORT_DISABLE_TELEMETRY"] == "1"
     assert len(env["RAY_AUTH_TOKEN"]) == 64  # token auth on, token in memory only
@@ -433,9 +496,11 @@ def handle(export_dir):
     with private_ray(Path(tempfile.mkdtemp(prefix="asrh-")) / "ray") as session:
         try:
             serve.start(proxy_location="Disabled")
-            yield serve.run(translator_app(str(export_dir), replicas=2, max_batch=4,
-                                           batch_wait_ms=50, num_cpus=0.5),
-                            name="asapnet", route_prefix=None)
+            yield serve.run(
+                translator_app(str(export_dir), replicas=2, max_batch=4, batch_wait_ms=50, num_cpus=0.5),
+                name="asapnet",
+                route_prefix=None,
+            )
         finally:
             serve.shutdown()
     shutil.rmtree(session.ray_dir.parent, ignore_errors=True)

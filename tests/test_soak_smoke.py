@@ -1,5 +1,6 @@
 """benchmarks/soak.py works: a short run (200 inferences per backend instead of 10,000) writes a
 complete report whose figures are consistent. The soak itself is a benchmark, not a test."""
+
 import json
 import subprocess
 import sys
@@ -10,10 +11,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_soak_script_short_run(tmp_path):
     out = tmp_path / "soak"
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--out", str(out),
-                        "--inferences", "200", "--sample-every", "50", "--warmup-inferences",
-                        "100", "--thread-inferences", "10", "--scenes", "4"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "soak.py"),
+            "--out",
+            str(out),
+            "--inferences",
+            "200",
+            "--sample-every",
+            "50",
+            "--warmup-inferences",
+            "100",
+            "--thread-inferences",
+            "10",
+            "--scenes",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads((out / "soak.json").read_text())
     assert [s["backend"] for s in report["soak"]] == ["ort-cpu-fp32", "torch-eager-fp32-cpu"]
@@ -36,12 +54,25 @@ def test_soak_script_short_run(tmp_path):
 def test_soak_script_errors_are_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--out",
-                        str(blocker / "soak"), "--inferences", "0"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.strip() == \
-        "error: --inferences must be at least 1"
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--out",
-                        str(blocker / "soak")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "soak.py"),
+            "--out",
+            str(blocker / "soak"),
+            "--inferences",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stderr.strip() == "error: --inferences must be at least 1"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--out", str(blocker / "soak")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and r.stderr.startswith("error: cannot write soak results folder")
     assert len(r.stderr.strip().splitlines()) == 1

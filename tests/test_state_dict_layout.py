@@ -1,4 +1,5 @@
 """Key names, shapes and parameter counts of the paper's checkpoints (architecture note §5)."""
+
 import pytest
 import torch
 
@@ -12,10 +13,16 @@ def _meta_state(preset):
     return {k: tuple(v.shape) for k, v in gen.state_dict().items()}
 
 
-@pytest.mark.parametrize("preset,total", [
-    ("cityscapes-256x512", 83_201_411), ("cityscapes-512x1024", 83_463_811),
-    ("cityscapes-1024x2048", 83_726_211), ("facades-512", 82_007_363),
-    ("facades-1024", 82_269_763)])
+@pytest.mark.parametrize(
+    "preset,total",
+    [
+        ("cityscapes-256x512", 83_201_411),
+        ("cityscapes-512x1024", 83_463_811),
+        ("cityscapes-1024x2048", 83_726_211),
+        ("facades-512", 82_007_363),
+        ("facades-1024", 82_269_763),
+    ],
+)
 def test_parameter_totals(preset, total):
     assert sum(torch.Size(s).numel() for s in _meta_state(preset).values()) == total
 

@@ -5,6 +5,7 @@ cross-checked with the ONNX graphs, the ONNX models are run with ONNX Runtime at
 configs declare, and plan models are written from engine sidecars (fake engines; a real
 TensorRT-for-RTX build where that module is installed).
 """
+
 import hashlib
 import json
 import shutil
@@ -34,8 +35,12 @@ def _export(root: Path, name: str, *extra: str) -> Path:
     ckpt = root / f"{name}.pth"
     torch.save(OrderedDict(demo_generator(small_config(), seed=3).state_dict()), ckpt)
     out = root / name
-    assert export_main([str(ckpt), "--width", "64", "--out", str(out), "--no-parity",
-                        "--engine", "none", *extra]) == 0
+    assert (
+        export_main(
+            [str(ckpt), "--width", "64", "--out", str(out), "--no-parity", "--engine", "none", *extra]
+        )
+        == 0
+    )
     return out
 
 
@@ -68,7 +73,11 @@ def _fails(argv, capsys, match, code=2):
 
 def test_repository_layout_and_configs(repo, export_dir):
     assert sorted(p.name for p in repo.iterdir()) == [
-        "README.md", "asap_repository.json", "asapnet_onnx", "asapnet_onnx_fp16"]
+        "README.md",
+        "asap_repository.json",
+        "asapnet_onnx",
+        "asapnet_onnx_fp16",
+    ]
     for name, src in (("asapnet_onnx", "asapnet.onnx"), ("asapnet_onnx_fp16", "asapnet_fp16.onnx")):
         assert sorted(p.name for p in (repo / name).iterdir()) == ["1", "config.pbtxt"]
         model = repo / name / "1" / "model.onnx"
@@ -91,8 +100,7 @@ def test_configs_run_in_onnx_runtime_at_the_declared_shapes(repo):
 
     for name in ("asapnet_onnx", "asapnet_onnx_fp16"):
         cfg = _config(repo / name / "config.pbtxt")
-        sess = ort.InferenceSession(str(repo / name / "1" / "model.onnx"),
-                                    providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
         dt = {v: k for k, v in {"TYPE_FP32": 11, "TYPE_FP16": 12, "TYPE_INT32": 8}.items()}
         feeds = {t.name: np.zeros((2, *t.dims), TRITON_TO_NUMPY[dt[t.data_type]]) for t in cfg.input}
         feeds["label"][:, 0] = 1
@@ -154,7 +162,9 @@ def test_labels_export_has_int32_inputs(tmp_path):
     assert [p.name for p in out.iterdir() if p.is_dir()] == ["asapnet_onnx"]  # FP32 only
     cfg = _config(out / "asapnet_onnx" / "config.pbtxt")
     assert [(t.name, t.data_type, list(t.dims)) for t in cfg.input] == [
-        ("label_map", 8, [1, 512, 64]), ("instance_map", 8, [1, 512, 64])]
+        ("label_map", 8, [1, 512, 64]),
+        ("instance_map", 8, [1, 512, 64]),
+    ]
     assert cfg.max_batch_size == 2
     assert [(g.count, g.kind) for g in cfg.instance_group] == [(2, 1)]  # KIND_GPU is the default
     assert set(cfg.model_warmup[0].inputs) == {"label_map", "instance_map"}
@@ -166,23 +176,44 @@ def test_labels_export_has_int32_inputs(tmp_path):
 BROKEN = [
     ("max_batch_size: 4", "max_batch_sizee: 4", 'no field named "max_batch_sizee"'),
     ("kind: KIND_CPU", "kind: KIND_CPUU", "KIND_CPUU"),
-    ("data_type: TYPE_FP32\n    dims: [ 6,", "data_type: TYPE_FP16\n    dims: [ 6,",
-     "input 'label': data_type TYPE_FP16, but 1/model.onnx has TYPE_FP32"),
-    ("dims: [ 3, 512, 64 ]\n", "dims: [ 3, 64, 512 ]\n",
-     "output 'image': dims [3, 64, 512], but 1/model.onnx has [3, 512, 64]"),
+    (
+        "data_type: TYPE_FP32\n    dims: [ 6,",
+        "data_type: TYPE_FP16\n    dims: [ 6,",
+        "input 'label': data_type TYPE_FP16, but 1/model.onnx has TYPE_FP32",
+    ),
+    (
+        "dims: [ 3, 512, 64 ]\n",
+        "dims: [ 3, 64, 512 ]\n",
+        "output 'image': dims [3, 64, 512], but 1/model.onnx has [3, 512, 64]",
+    ),
     ('name: "label"', 'name: "labels"', "not in 1/model.onnx"),
     ('name: "asapnet_onnx"', 'name: "asapnet"', "differs from the folder name"),
     ("max_batch_size: 4", "max_batch_size: 0", "dynamic_batching is set but max_batch_size is 0"),
     ('backend: "onnxruntime"', 'backend: "tensorrt"', "needs backend 'onnxruntime'"),
-    ("zero_data: true", "zero_data: true\n      }\n    }\n    inputs {\n      key: \"extra\"\n"
-     "      value {\n        data_type: TYPE_FP32\n        dims: [ 1 ]\n        zero_data: true",
-     "warmup 'zeros_batch_1' feeds ['extra', 'label']"),
+    (
+        "zero_data: true",
+        'zero_data: true\n      }\n    }\n    inputs {\n      key: "extra"\n'
+        "      value {\n        data_type: TYPE_FP32\n        dims: [ 1 ]\n        zero_data: true",
+        "warmup 'zeros_batch_1' feeds ['extra', 'label']",
+    ),
 ]
 
 
-@pytest.mark.parametrize("old,new,message", BROKEN, ids=[
-    "misspelt-field", "bad-enum", "wrong-dtype", "wrong-dims", "wrong-name", "folder-name",
-    "batching-without-batch", "platform-backend", "warmup-input"])
+@pytest.mark.parametrize(
+    "old,new,message",
+    BROKEN,
+    ids=[
+        "misspelt-field",
+        "bad-enum",
+        "wrong-dtype",
+        "wrong-dims",
+        "wrong-name",
+        "folder-name",
+        "batching-without-batch",
+        "platform-backend",
+        "warmup-input",
+    ],
+)
 def test_broken_config_is_caught(repo, tmp_path, capsys, old, new, message):
     broken = tmp_path / "repo"
     shutil.copytree(repo, broken)
@@ -210,8 +241,15 @@ def test_missing_model_file_and_version_folder(repo, tmp_path, capsys):
 
 # -- plan models from an engine sidecar -----------------------------------------------------------
 
-def _fake_engine(export_dir: Path, where: Path, graph: str = "asapnet_plugin_fp16.onnx",
-                 batch=(1, 2, 4), plugin_kind: str = "cpp", **overrides) -> Path:
+
+def _fake_engine(
+    export_dir: Path,
+    where: Path,
+    graph: str = "asapnet_plugin_fp16.onnx",
+    batch=(1, 2, 4),
+    plugin_kind: str = "cpp",
+    **overrides,
+) -> Path:
     """An engine file and a sidecar in the format python -m asap_deploy.build writes."""
     where.mkdir(parents=True, exist_ok=True)
     lib = where / "libasap_trt_plugin.so"
@@ -230,11 +268,18 @@ def _fake_engine(export_dir: Path, where: Path, graph: str = "asapnet_plugin_fp1
         "tensorrt_version": "10.13.3.9",
         "gpu": {"name": "NVIDIA GeForce RTX 2080 Ti", "compute_capability": "7.5"},
         "precision": entry["precision"],
-        "inputs": {t["name"]: {k: [b, *t["shape"][1:]] for k, b in
-                               (("min", lo), ("opt", mid), ("max", hi))} for t in entry["inputs"]},
+        "inputs": {
+            t["name"]: {k: [b, *t["shape"][1:]] for k, b in (("min", lo), ("opt", mid), ("max", hi))}
+            for t in entry["inputs"]
+        },
         "outputs": [t["name"] for t in entry["outputs"]],
-        "plugin": {"name": "ASAP_SpatialMLP", "version": "1", "namespace": "asap_deploy",
-                   "kind": plugin_kind, **({"library": str(lib)} if plugin_kind == "cpp" else {})},
+        "plugin": {
+            "name": "ASAP_SpatialMLP",
+            "version": "1",
+            "namespace": "asap_deploy",
+            "kind": plugin_kind,
+            **({"library": str(lib)} if plugin_kind == "cpp" else {}),
+        },
         "build_seconds": 1.0,
         "notes": [],
     }
@@ -247,8 +292,9 @@ def test_plan_model_with_plugin_beside_it(export_dir, tmp_path, capsys):
     plan = _fake_engine(export_dir, tmp_path / "engine")
     lib = tmp_path / "engine" / "libasap_trt_plugin.so"
     out = tmp_path / "repo"
-    rc = main([str(export_dir), "--out", str(out), "--engine", str(plan), "--plugin", str(lib),
-               "--onnx", "fp32"])
+    rc = main(
+        [str(export_dir), "--out", str(out), "--engine", str(plan), "--plugin", str(lib), "--onnx", "fp32"]
+    )
     stdout = capsys.readouterr().out
     assert rc == 0, stdout
     trt = out / "asapnet_trt"
@@ -264,8 +310,10 @@ def test_plan_model_with_plugin_beside_it(export_dir, tmp_path, capsys):
     assert [(t.name, t.data_type, list(t.dims)) for t in cfg.input] == [("label", 11, [6, 512, 64])]
     assert [(t.name, t.data_type, list(t.dims)) for t in cfg.output] == [("image", 11, [3, 512, 64])]
     assert _config(out / "asapnet_onnx" / "config.pbtxt").max_batch_size == 4
-    launch = (f"tritonserver --model-repository={out} --backend-config=tensorrt,plugins="
-              f"{out}/asapnet_trt/libasap_trt_plugin.so")
+    launch = (
+        f"tritonserver --model-repository={out} --backend-config=tensorrt,plugins="
+        f"{out}/asapnet_trt/libasap_trt_plugin.so"
+    )
     assert f"launch: {launch}" in stdout
     readme = (out / "README.md").read_text()
     assert launch + "\n" in readme
@@ -279,8 +327,12 @@ def test_plan_model_with_plugin_beside_it(export_dir, tmp_path, capsys):
 def test_plan_plugin_defaults_to_the_sidecar_library(export_dir, tmp_path, capsys):
     plan = _fake_engine(export_dir, tmp_path / "engine")
     out = tmp_path / "repo"
-    assert main([str(export_dir), "--out", str(out), "--engine", str(plan), "--onnx", "none",
-                 "--max-batch", "2"]) == 0
+    assert (
+        main(
+            [str(export_dir), "--out", str(out), "--engine", str(plan), "--onnx", "none", "--max-batch", "2"]
+        )
+        == 0
+    )
     assert "plugin library taken from the engine's sidecar" in capsys.readouterr().out
     assert [p.name for p in out.iterdir() if p.is_dir()] == ["asapnet_trt"]
     assert _config(out / "asapnet_trt" / "config.pbtxt").max_batch_size == 2
@@ -292,8 +344,19 @@ def test_plan_without_plugin_needs_no_library(export_dir, tmp_path, capsys):
     assert main([str(export_dir), "--out", str(out), "--engine", str(plan)]) == 0
     assert "--backend-config" not in (out / "README.md").read_text()
     assert not list((out / "asapnet_trt").glob("*.so"))
-    _fails([export_dir, "--out", tmp_path / "r2", "--engine", plan, "--plugin",
-            tmp_path / "engine" / "libasap_trt_plugin.so"], capsys, "drop --plugin")
+    _fails(
+        [
+            export_dir,
+            "--out",
+            tmp_path / "r2",
+            "--engine",
+            plan,
+            "--plugin",
+            tmp_path / "engine" / "libasap_trt_plugin.so",
+        ],
+        capsys,
+        "drop --plugin",
+    )
 
 
 def test_plan_check_catches_a_cpu_instance_and_a_missing_plugin(export_dir, tmp_path, capsys):
@@ -301,8 +364,9 @@ def test_plan_check_catches_a_cpu_instance_and_a_missing_plugin(export_dir, tmp_
     out = tmp_path / "repo"
     assert main([str(export_dir), "--out", str(out), "--engine", str(plan), "--onnx", "none"]) == 0
     cfg = out / "asapnet_trt" / "config.pbtxt"
-    cfg.write_text(cfg.read_text().replace("KIND_GPU", "KIND_CPU").replace(
-        "max_batch_size: 4", "max_batch_size: 8"))
+    cfg.write_text(
+        cfg.read_text().replace("KIND_GPU", "KIND_CPU").replace("max_batch_size: 4", "max_batch_size: 8")
+    )
     (out / "asapnet_trt" / "libasap_trt_plugin.so").unlink()
     capsys.readouterr()
     assert main(["--check", str(out)]) == 1
@@ -312,19 +376,35 @@ def test_plan_check_catches_a_cpu_instance_and_a_missing_plugin(export_dir, tmp_
     assert "its library is not beside the model" in err
 
 
-@pytest.mark.parametrize("setup,argv,match", [
-    (dict(), ["--max-batch", "8"], "--max-batch 8 exceeds the engine's profile (batch 1..4)"),
-    (dict(batch=(2, 2, 4)), [], "profile starts at batch 2"),
-    (dict(tensorrt_module="tensorrt_rtx", tensorrt_version="1.7.1.116"), [],
-     "Triton's TensorRT backend runs engines of full TensorRT only"),
-    (dict(onnx_sha256="0" * 64), [], "not one of"),
-    (dict(engine_sha256="0" * 64), [], "does not match its sidecar"),
-    (dict(graph="g_fp16.onnx"), [], "one stage of the generator"),
-    (dict(plugin_kind="python"), [], "pass --plugin"),
-    (dict(), ["--plugin", "{engine}/missing.so"], "plugin library not found"),
-    (dict(), ["--plugin", "{engine}/asapnet.plan"], "not a shared library"),
-], ids=["max-batch", "profile-min", "rtx", "foreign-onnx", "engine-hash", "stage-graph",
-        "no-plugin", "plugin-missing", "plugin-not-elf"])
+@pytest.mark.parametrize(
+    "setup,argv,match",
+    [
+        (dict(), ["--max-batch", "8"], "--max-batch 8 exceeds the engine's profile (batch 1..4)"),
+        (dict(batch=(2, 2, 4)), [], "profile starts at batch 2"),
+        (
+            dict(tensorrt_module="tensorrt_rtx", tensorrt_version="1.7.1.116"),
+            [],
+            "Triton's TensorRT backend runs engines of full TensorRT only",
+        ),
+        (dict(onnx_sha256="0" * 64), [], "not one of"),
+        (dict(engine_sha256="0" * 64), [], "does not match its sidecar"),
+        (dict(graph="g_fp16.onnx"), [], "one stage of the generator"),
+        (dict(plugin_kind="python"), [], "pass --plugin"),
+        (dict(), ["--plugin", "{engine}/missing.so"], "plugin library not found"),
+        (dict(), ["--plugin", "{engine}/asapnet.plan"], "not a shared library"),
+    ],
+    ids=[
+        "max-batch",
+        "profile-min",
+        "rtx",
+        "foreign-onnx",
+        "engine-hash",
+        "stage-graph",
+        "no-plugin",
+        "plugin-missing",
+        "plugin-not-elf",
+    ],
+)
 def test_engine_errors(export_dir, tmp_path, capsys, setup, argv, match):
     plan = _fake_engine(export_dir, tmp_path / "engine", **setup)
     out = tmp_path / "repo"
@@ -353,19 +433,33 @@ def test_real_engine_sidecar_is_read(export_dir, tmp_path, capsys):
         pytest.skip("TensorRT for RTX not installed (extra rtx)")
 
     plan = tmp_path / "engine" / "asapnet.plan"
-    assert build_main([str(export_dir / "asapnet_fp16.onnx"), "--out", str(plan), "--module",
-                       "tensorrt_rtx", "--batch", "1", "1", "2", "--no-progress"]) == 0
-    _fails([export_dir, "--out", tmp_path / "repo", "--engine", plan], capsys,
-           "built with tensorrt_rtx")
+    assert (
+        build_main(
+            [
+                str(export_dir / "asapnet_fp16.onnx"),
+                "--out",
+                str(plan),
+                "--module",
+                "tensorrt_rtx",
+                "--batch",
+                "1",
+                "1",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    _fails([export_dir, "--out", tmp_path / "repo", "--engine", plan], capsys, "built with tensorrt_rtx")
     side_path = Path(str(plan) + ".json")
-    side_path.write_text(json.dumps({**json.loads(side_path.read_text()),
-                                     "tensorrt_module": "tensorrt"}))
+    side_path.write_text(json.dumps({**json.loads(side_path.read_text()), "tensorrt_module": "tensorrt"}))
     assert main([str(export_dir), "--out", str(tmp_path / "repo"), "--engine", str(plan)]) == 0
     cfg = _config(tmp_path / "repo" / "asapnet_trt" / "config.pbtxt")
     assert cfg.max_batch_size == 2 and [t.name for t in cfg.input] == ["label"]
 
 
 # -- inputs and targets -------------------------------------------------------------------------
+
 
 def test_export_errors(export_dir, tmp_path, capsys):
     _fails([tmp_path / "nope", "--out", tmp_path / "r"], capsys, "export folder not found")
@@ -376,8 +470,7 @@ def test_export_errors(export_dir, tmp_path, capsys):
     man = json.loads((fp32_only / "manifest.json").read_text())
     man["files"] = [f for f in man["files"] if f["precision"] == "fp32"]
     (fp32_only / "manifest.json").write_text(json.dumps(man))
-    _fails([fp32_only, "--out", tmp_path / "r", "--onnx", "fp16"], capsys,
-           "has no asapnet_fp16.onnx")
+    _fails([fp32_only, "--out", tmp_path / "r", "--onnx", "fp16"], capsys, "has no asapnet_fp16.onnx")
     man["files"] = [f for f in man["files"] if f["graph"] not in ("asapnet",)]
     (fp32_only / "manifest.json").write_text(json.dumps(man))
     _fails([fp32_only, "--out", tmp_path / "r"], capsys, "nothing to serve")
@@ -393,8 +486,9 @@ def test_changed_onnx_is_refused(export_dir, tmp_path, capsys):
     shutil.copytree(export_dir, changed)
     with open(changed / "asapnet.onnx", "ab") as f:
         f.write(b"\0")
-    line = _fails([changed, "--out", tmp_path / "r", "--onnx", "fp32"], capsys,
-                  "asapnet.onnx has")  # the export's own check, before anything is copied
+    line = _fails(
+        [changed, "--out", tmp_path / "r", "--onnx", "fp32"], capsys, "asapnet.onnx has"
+    )  # the export's own check, before anything is copied
     assert "manifest.json says" in line and "re-export it" in line
     assert not (tmp_path / "r").exists()
 
@@ -422,13 +516,17 @@ def test_check_errors(tmp_path, capsys):
 
 def test_missing_tritonclient_is_one_line(export_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tritonclient.grpc", None)
-    line = _fails([export_dir, "--out", tmp_path / "r"], capsys, "tritonclient is not installed",
-                  code=3)  # a missing dependency: the environment's exit code
+    line = _fails(
+        [export_dir, "--out", tmp_path / "r"], capsys, "tritonclient is not installed", code=3
+    )  # a missing dependency: the environment's exit code
     assert 'pip install -e ".[triton]"' in line
     assert not (tmp_path / "r").exists()
 
 
 def test_module_entry_point(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "asap_deploy.triton", "--check", str(tmp_path / "x")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "asap_deploy.triton", "--check", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.startswith("error: model repository not found")

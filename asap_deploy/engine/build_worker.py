@@ -6,6 +6,7 @@ C++ runtime's last words before an abort) goes to a log file the parent quotes f
 process dies; Python's ``sys.stderr`` (our progress bars, ``--verbose`` log lines) stays on the
 terminal.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,20 +45,26 @@ def main(argv: Optional[List[str]] = None) -> int:
             try:
                 importlib.import_module(name)
             except Exception as exc:
-                raise BuildError(f"cannot import build preload module {name!r} "
-                                 f"({type(exc).__name__}: {exc})") from None
+                raise BuildError(
+                    f"cannot import build preload module {name!r} ({type(exc).__name__}: {exc})"
+                ) from None
         side = _build(Path(req["onnx"]), Path(req["engine"]), opts)  # the parent checked
         result: Dict[str, Any] = {"sidecar": side}
     except AsapDeployError as exc:
-        result = {"error": {"module": type(exc).__module__, "class": type(exc).__qualname__,
-                            "message": str(exc)}}
+        result = {
+            "error": {"module": type(exc).__module__, "class": type(exc).__qualname__, "message": str(exc)}
+        }
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - a library's exception becomes one line upstairs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        result = {"error": {"module": BuildFailed.__module__, "class": BuildFailed.__qualname__,
-                            "message": f"the engine build failed ({type(exc).__name__}: "
-                                       f"{first or 'no message'})"}}
+        result = {
+            "error": {
+                "module": BuildFailed.__module__,
+                "class": BuildFailed.__qualname__,
+                "message": f"the engine build failed ({type(exc).__name__}: {first or 'no message'})",
+            }
+        }
     _write_result(req["result"], result)
     return 0
 

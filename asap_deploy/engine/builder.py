@@ -7,6 +7,7 @@ graph holding our node while a Python plugin creator is registered), and such a 
 the caller as one error line, not as its own death. ``build_engine_here`` is the same build in
 the calling process.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,17 @@ from .cuda_device import gpu_identity
 SIDECAR_VERSION = 1
 ONNX_HINT = "export one with python -m asap_deploy.export"
 
-__all__ = ["BuildError", "BuildFailed", "BuildOptions", "build_engine", "build_engine_here",
-           "check_request", "gpu_identity", "parse_batch", "sidecar_path"]
+__all__ = [
+    "BuildError",
+    "BuildFailed",
+    "BuildOptions",
+    "build_engine",
+    "build_engine_here",
+    "check_request",
+    "gpu_identity",
+    "parse_batch",
+    "sidecar_path",
+]
 
 
 class BuildError(AsapDeployError):
@@ -51,7 +61,8 @@ def onnx_precision(model) -> str:
 
     fp16 = onnx.TensorProto.FLOAT16
     used = any(t.data_type == fp16 for t in model.graph.initializer) or any(
-        v.type.tensor_type.elem_type == fp16 for v in model.graph.value_info)
+        v.type.tensor_type.elem_type == fp16 for v in model.graph.value_info
+    )
     return "fp16" if used else "fp32"
 
 
@@ -95,8 +106,7 @@ def _progress_monitor(trt: ModuleType):
             total, parent = self.phases.get(phase_name, (1, None))
             if parent is None:
                 done = int(30 * (step + 1) / total)
-                self._print(f"\r  [{'#' * done}{'.' * (30 - done)}] {phase_name} {step + 1}/{total}",
-                            end="")
+                self._print(f"\r  [{'#' * done}{'.' * (30 - done)}] {phase_name} {step + 1}/{total}", end="")
             return True  # never cancel
 
         def phase_finish(self, phase_name):
@@ -109,8 +119,8 @@ def _progress_monitor(trt: ModuleType):
 
 @dataclass
 class BuildOptions:
-    module: str = "auto"                 # auto | tensorrt | tensorrt_rtx
-    plugin: str = "auto"                 # auto | python | none | path to libasap_trt_plugin.so
+    module: str = "auto"  # auto | tensorrt | tensorrt_rtx
+    plugin: str = "auto"  # auto | python | none | path to libasap_trt_plugin.so
     batch: Tuple[int, int, int] = (1, 1, 1)  # min, opt, max
     timing_cache: Optional[Path] = None
     optimization_level: Optional[int] = None
@@ -155,8 +165,9 @@ def check_request(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Non
             if Path(opts.timing_cache).exists():
                 paths.input_file(opts.timing_cache, "timing cache", allow_empty=True)
         if opts.kernel_library is not None:
-            paths.input_file(opts.kernel_library, "kernel library",
-                             "build it with python -m asap_deploy.build_plugin")
+            paths.input_file(
+                opts.kernel_library, "kernel library", "build it with python -m asap_deploy.build_plugin"
+            )
     except (InputPathError, OutputPathError) as exc:
         raise BuildError(str(exc)) from None
     export_of(onnx_path)  # inside an export folder: the file must match its manifest
@@ -170,8 +181,7 @@ def _read_onnx(onnx_path: Path):
         model = onnx.load_from_string(data)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BuildError(f"{onnx_path} is not a readable ONNX model ({first}): {ONNX_HINT}") \
-            from None
+        raise BuildError(f"{onnx_path} is not a readable ONNX model ({first}): {ONNX_HINT}") from None
     if not model.graph.node or not model.graph.output:
         raise BuildError(f"{onnx_path} holds no ONNX graph (no nodes or no outputs): {ONNX_HINT}")
     return data, model
@@ -194,8 +204,11 @@ def _build(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict[str, 
     uses_plugin = any(n.op_type == PLUGIN_OP for n in model.graph.node)
 
     trt, flavour = import_tensorrt(opts.module)
-    plugin = enable_plugin(trt, flavour, opts.plugin if uses_plugin else "none",
-                           opts.kernel_library) if uses_plugin else {"kind": "none"}
+    plugin = (
+        enable_plugin(trt, flavour, opts.plugin if uses_plugin else "none", opts.kernel_library)
+        if uses_plugin
+        else {"kind": "none"}
+    )
     log = _Logger(trt, opts.verbose)
     builder = trt.Builder(log.trt_logger)
     network = builder.create_network(0)  # TensorRT 11 / RTX: always strongly typed
@@ -219,8 +232,10 @@ def _build(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict[str, 
         shapes[t.name] = {"min": [lo, *dims[1:]], "opt": [mid, *dims[1:]], "max": [hi, *dims[1:]]}
         profile.set_shape(t.name, *(tuple(shapes[t.name][k]) for k in ("min", "opt", "max")))
     if config.add_optimization_profile(profile) < 0:
-        raise BuildError(f"TensorRT rejected the batch profile {opts.batch} for inputs "
-                         f"{', '.join(shapes)}" + (f": {log.errors[-1]}" if log.errors else ""))
+        raise BuildError(
+            f"TensorRT rejected the batch profile {opts.batch} for inputs "
+            f"{', '.join(shapes)}" + (f": {log.errors[-1]}" if log.errors else "")
+        )
     if opts.optimization_level is not None:
         config.builder_optimization_level = opts.optimization_level
     if opts.workspace_mib:
@@ -230,26 +245,33 @@ def _build(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict[str, 
         notes.append(plugin["note"])
         print(f"note: {notes[-1]}", file=sys.stderr)
     if opts.timing_cache is not None and flavour == "tensorrt_rtx":
-        notes.append("TensorRT for RTX has no timing cache (it specialises kernels at run time; "
-                     "its runtime cache plays that role): --timing-cache ignored")
+        notes.append(
+            "TensorRT for RTX has no timing cache (it specialises kernels at run time; "
+            "its runtime cache plays that role): --timing-cache ignored"
+        )
         print(f"note: {notes[-1]}", file=sys.stderr)
     elif opts.timing_cache is not None:
         blob = Path(opts.timing_cache).read_bytes() if Path(opts.timing_cache).is_file() else b""
         cache = config.create_timing_cache(blob)
         if cache is None:
-            raise BuildError(f"{opts.timing_cache} is not a TensorRT timing cache: delete it or "
-                             f"pass another --timing-cache path")
+            raise BuildError(
+                f"{opts.timing_cache} is not a TensorRT timing cache: delete it or "
+                f"pass another --timing-cache path"
+            )
         if not config.set_timing_cache(cache, ignore_mismatch=False):
-            raise BuildError(f"timing cache {opts.timing_cache} was made by another TensorRT "
-                             f"version or GPU: delete it or pass another --timing-cache path")
+            raise BuildError(
+                f"timing cache {opts.timing_cache} was made by another TensorRT "
+                f"version or GPU: delete it or pass another --timing-cache path"
+            )
     if opts.progress:
         config.progress_monitor = _progress_monitor(trt)
 
     t0 = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise BuildFailed("TensorRT failed to build the engine: " + ("; ".join(log.errors[-5:]) or
-                                                                     "no error was logged"))
+        raise BuildFailed(
+            "TensorRT failed to build the engine: " + ("; ".join(log.errors[-5:]) or "no error was logged")
+        )
     engine_bytes = bytes(serialized)
     sidecar = {
         "sidecar_version": SIDECAR_VERSION,
@@ -263,8 +285,11 @@ def _build(onnx_path: Path, engine_path: Path, opts: BuildOptions) -> Dict[str, 
         "precision": onnx_precision(model),
         "inputs": shapes,
         "outputs": [network.get_output(i).name for i in range(network.num_outputs)],
-        "plugin": ({"name": PLUGIN_OP, "version": PLUGIN_VERSION, "namespace": PLUGIN_NAMESPACE,
-                    **plugin} if uses_plugin else None),
+        "plugin": (
+            {"name": PLUGIN_OP, "version": PLUGIN_VERSION, "namespace": PLUGIN_NAMESPACE, **plugin}
+            if uses_plugin
+            else None
+        ),
         "build_seconds": round(time.perf_counter() - t0, 2),
         "notes": notes,
         **opts.extra,
@@ -317,8 +342,9 @@ def _run_child(cmd: List[str]) -> int:
     callers that capture or redirect it see the progress too); the child dies with us."""
     import codecs
 
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=_child_env())
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_child_env()
+    )
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     try:
         assert proc.stdout is not None
@@ -335,8 +361,9 @@ def _run_child(cmd: List[str]) -> int:
             proc.stdout.close()
 
 
-def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions,
-                 isolate: bool = True, checked: bool = False) -> Dict[str, Any]:
+def build_engine(
+    onnx_path: Path, engine_path: Path, opts: BuildOptions, isolate: bool = True, checked: bool = False
+) -> Dict[str, Any]:
     """Build ``engine_path`` (+ sidecar) from ``onnx_path``; returns the sidecar.
 
     With ``isolate`` (the default) TensorRT runs in a child process: if it crashes, this raises
@@ -350,9 +377,17 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions,
         return _build(onnx_path, engine_path, opts)
     with tempfile.TemporaryDirectory(prefix="asap-build-") as work:
         req, res, native = (Path(work) / n for n in ("request.json", "result.json", "native.log"))
-        req.write_text(json.dumps({"onnx": str(onnx_path), "engine": str(engine_path),
-                                   "options": opts.to_json(), "result": str(res),
-                                   "native_log": str(native)}))
+        req.write_text(
+            json.dumps(
+                {
+                    "onnx": str(onnx_path),
+                    "engine": str(engine_path),
+                    "options": opts.to_json(),
+                    "result": str(res),
+                    "native_log": str(native),
+                }
+            )
+        )
         rc = _run_child([sys.executable, "-m", "asap_deploy.engine.build_worker", str(req)])
         if res.is_file():
             result = json.loads(res.read_text())
@@ -366,13 +401,21 @@ def build_engine(onnx_path: Path, engine_path: Path, opts: BuildOptions,
                 how = f"{signal.Signals(-rc).name}, exit code {128 - rc}"
             except ValueError:
                 how = f"signal {-rc}"
-            hint = ("; for a graph with the ASAP_SpatialMLP node, --plugin none builds its "
-                    "standard-op function instead" if opts.plugin != "none" else "")
-            raise BuildFailed(f"TensorRT crashed while building {engine_path} from {onnx_path} "
-                              f"({how}){said}; nothing was written{hint}; rerun with --verbose "
-                              f"for TensorRT's log")
-        raise BuildFailed(f"the engine build process exited with code {rc} without a result"
-                          f"{said}; nothing was written; rerun with --verbose for TensorRT's log")
+            hint = (
+                "; for a graph with the ASAP_SpatialMLP node, --plugin none builds its "
+                "standard-op function instead"
+                if opts.plugin != "none"
+                else ""
+            )
+            raise BuildFailed(
+                f"TensorRT crashed while building {engine_path} from {onnx_path} "
+                f"({how}){said}; nothing was written{hint}; rerun with --verbose "
+                f"for TensorRT's log"
+            )
+        raise BuildFailed(
+            f"the engine build process exited with code {rc} without a result"
+            f"{said}; nothing was written; rerun with --verbose for TensorRT's log"
+        )
 
 
 def parse_batch(values: Sequence[int]) -> Tuple[int, int, int]:

@@ -4,6 +4,7 @@ Neither torch nor the CUDA runtime is involved: a CPU-only torch build on a GPU 
 "no GPU", and the runtime's answer on a machine without a driver ("driver version is
 insufficient") names the wrong cause. ``CUDA_VISIBLE_DEVICES`` applies as usual.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -47,8 +48,9 @@ def probe() -> CudaDevices:
         if rc != 0:
             name = _error_name(lib, rc)
             if name == "CUDA_ERROR_NO_DEVICE":
-                return CudaDevices(problem="no CUDA device is visible: CUDA_ERROR_NO_DEVICE, "
-                                           "check CUDA_VISIBLE_DEVICES")
+                return CudaDevices(
+                    problem="no CUDA device is visible: CUDA_ERROR_NO_DEVICE, check CUDA_VISIBLE_DEVICES"
+                )
             return CudaDevices(problem=f"the NVIDIA driver did not initialise: {name}")
         version = ctypes.c_int()
         lib.cuDriverGetVersion(ctypes.byref(version))
@@ -56,8 +58,9 @@ def probe() -> CudaDevices:
         count = ctypes.c_int()
         rc = lib.cuDeviceGetCount(ctypes.byref(count))
         if rc != 0 or count.value == 0:
-            return CudaDevices(driver_version=driver, problem="no CUDA device is visible, check "
-                                                              "CUDA_VISIBLE_DEVICES")
+            return CudaDevices(
+                driver_version=driver, problem="no CUDA device is visible, check CUDA_VISIBLE_DEVICES"
+            )
         devices = []
         for i in range(count.value):
             dev = ctypes.c_int()
@@ -67,8 +70,12 @@ def probe() -> CudaDevices:
             major, minor = ctypes.c_int(), ctypes.c_int()
             lib.cuDeviceGetAttribute(ctypes.byref(major), _CC_MAJOR, dev)
             lib.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, dev)
-            devices.append({"name": buf.value.decode(errors="replace"),
-                            "compute_capability": f"{major.value}.{minor.value}"})
+            devices.append(
+                {
+                    "name": buf.value.decode(errors="replace"),
+                    "compute_capability": f"{major.value}.{minor.value}",
+                }
+            )
         return CudaDevices(devices, driver)
     except AttributeError as exc:  # a driver library without the expected entry points
         return CudaDevices(problem=f"the NVIDIA driver library is unusable: {exc}")

@@ -9,6 +9,7 @@ the bytes wherever possible:
   cannot run it);
 * what TensorRT still refuses is classified from its log instead of "may be damaged".
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,15 @@ from .builder import sidecar_path
 from .cuda_device import probe
 from .trt_module import import_tensorrt, trt_version
 
-__all__ = ["EngineMismatchError", "EngineDamagedError", "EngineIncompatibleError", "read_sidecar",
-           "check_integrity", "check_compatible", "load_engine"]
+__all__ = [
+    "EngineMismatchError",
+    "EngineDamagedError",
+    "EngineIncompatibleError",
+    "read_sidecar",
+    "check_integrity",
+    "check_compatible",
+    "load_engine",
+]
 
 
 class EngineMismatchError(AsapDeployError):
@@ -54,25 +62,29 @@ def read_sidecar(engine_path: Path) -> Dict[str, Any]:
     if not side.is_file():
         raise EngineMismatchError(
             f"{side} is missing: engines from `python -m asap_deploy.build` carry it; rebuild the "
-            f"engine with that command so its TensorRT version, GPU and plugin can be checked")
+            f"engine with that command so its TensorRT version, GPU and plugin can be checked"
+        )
     try:
         data = json.loads(side.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EngineDamagedError(f"{side} is not valid JSON ({exc}); rebuild the engine") from None
     if not isinstance(data, dict):
-        raise EngineDamagedError(f"{side} holds a JSON {type(data).__name__}, not an engine "
-                                 f"sidecar; rebuild the engine with python -m asap_deploy.build")
+        raise EngineDamagedError(
+            f"{side} holds a JSON {type(data).__name__}, not an engine "
+            f"sidecar; rebuild the engine with python -m asap_deploy.build"
+        )
     return data
 
 
 def _check_sidecar(engine_path: Path, sidecar: Dict[str, Any]) -> None:
     """What loading needs from the sidecar (``read_sidecar`` alone also serves cache checks)."""
-    missing = [k for k in ("tensorrt_module", "tensorrt_version", "engine_sha256")
-               if k not in sidecar]
+    missing = [k for k in ("tensorrt_module", "tensorrt_version", "engine_sha256") if k not in sidecar]
     if missing:
-        raise EngineDamagedError(f"{sidecar_path(engine_path)} is not an engine sidecar (no "
-                                 f"{', '.join(missing)}); rebuild the engine with python -m "
-                                 f"asap_deploy.build")
+        raise EngineDamagedError(
+            f"{sidecar_path(engine_path)} is not an engine sidecar (no "
+            f"{', '.join(missing)}); rebuild the engine with python -m "
+            f"asap_deploy.build"
+        )
 
 
 def check_integrity(engine_path: Path, sidecar: Dict[str, Any]) -> None:
@@ -85,33 +97,50 @@ def check_integrity(engine_path: Path, sidecar: Dict[str, Any]) -> None:
         raise EngineDamagedError(
             f"{engine_path} has {size} bytes but its sidecar says {want}"
             f"{' (truncated?)' if size < want else ''}: the file was damaged or replaced after the "
-            f"build; {_rebuild(sidecar, engine_path)}")
+            f"build; {_rebuild(sidecar, engine_path)}"
+        )
     if sha256_file(engine_path) != sidecar["engine_sha256"]:
         raise EngineDamagedError(
             f"{engine_path} does not match its sidecar (SHA-256 differs, {size} bytes): the file "
-            f"was damaged or replaced after the build; {_rebuild(sidecar, engine_path)}")
+            f"was damaged or replaced after the build; {_rebuild(sidecar, engine_path)}"
+        )
 
 
-def check_compatible(sidecar: Dict[str, Any], flavour: str, version: str,
-                     gpu: Optional[Dict[str, Any]]) -> None:
+def check_compatible(
+    sidecar: Dict[str, Any], flavour: str, version: str, gpu: Optional[Dict[str, Any]]
+) -> None:
     """Raise with the reason and the fix when the engine cannot run here."""
     rebuild = _rebuild(sidecar)
     if sidecar.get("tensorrt_module") != flavour or sidecar.get("tensorrt_version") != version:
         raise EngineIncompatibleError(
             f"engine was built with {sidecar.get('tensorrt_module')} "
             f"{sidecar.get('tensorrt_version')}, this process has {flavour} {version}; engines "
-            f"only load in the TensorRT version that built them: {rebuild}", "tensorrt")
+            f"only load in the TensorRT version that built them: {rebuild}",
+            "tensorrt",
+        )
     built_on = sidecar.get("gpu")
     # TensorRT for RTX engines are portable across its supported GPUs; full TensorRT's are not
-    if flavour == "tensorrt" and built_on and gpu and \
-            built_on["compute_capability"] != gpu["compute_capability"]:
+    if (
+        flavour == "tensorrt"
+        and built_on
+        and gpu
+        and built_on["compute_capability"] != gpu["compute_capability"]
+    ):
         raise EngineIncompatibleError(
             f"engine was built for {built_on['name']} (sm {built_on['compute_capability']}), this "
-            f"GPU is {gpu['name']} (sm {gpu['compute_capability']}): {rebuild} on this GPU", "gpu")
+            f"GPU is {gpu['name']} (sm {gpu['compute_capability']}): {rebuild} on this GPU",
+            "gpu",
+        )
 
 
-def _plugin(trt: ModuleType, flavour: str, sidecar: Dict[str, Any], engine_path: Path,
-            plugin: str, kernel_library: Optional[Path]) -> None:
+def _plugin(
+    trt: ModuleType,
+    flavour: str,
+    sidecar: Dict[str, Any],
+    engine_path: Path,
+    plugin: str,
+    kernel_library: Optional[Path],
+) -> None:
     from .plugins import enable_plugin
 
     used = sidecar.get("plugin") or {}
@@ -123,7 +152,8 @@ def _plugin(trt: ModuleType, flavour: str, sidecar: Dict[str, Any], engine_path:
         raise EngineIncompatibleError(
             f"{engine_path} uses the {used.get('name', 'ASAP_SpatialMLP')} plugin "
             f"({used.get('kind')} at build time), which is not available here: {exc}",
-            "plugin") from None
+            "plugin",
+        ) from None
 
 
 def _classify(engine_path: Path, sidecar: Dict[str, Any], errors: List[str]) -> EngineMismatchError:
@@ -135,23 +165,39 @@ def _classify(engine_path: Path, sidecar: Dict[str, Any], errors: List[str]) -> 
     if "cudaerror" in low or "cuda runtime" in low or "cuda driver" in low:
         return EngineIncompatibleError(
             f"TensorRT cannot use the GPU to load {engine_path} ({first}): check the NVIDIA driver "
-            f"(nvidia-smi) and that it is recent enough for this TensorRT", "no_gpu")
+            f"(nvidia-smi) and that it is recent enough for this TensorRT",
+            "no_gpu",
+        )
     if "plugin" in low or "creator" in low:
         return EngineIncompatibleError(
             f"{engine_path} needs a plugin that is not registered in this process ({first}): "
-            f"pass --plugin with the library the engine was built with", "plugin")
-    if any(s in low for s in ("version tag", "serialization version", "expecting library version",
-                              "not compatible with this version", "magic tag")):
+            f"pass --plugin with the library the engine was built with",
+            "plugin",
+        )
+    if any(
+        s in low
+        for s in (
+            "version tag",
+            "serialization version",
+            "expecting library version",
+            "not compatible with this version",
+            "magic tag",
+        )
+    ):
         return EngineIncompatibleError(
             f"{engine_path} was serialized by another TensorRT version than this process's "
-            f"({first}); {_rebuild(sidecar, engine_path)}", "tensorrt")
+            f"({first}); {_rebuild(sidecar, engine_path)}",
+            "tensorrt",
+        )
     if "compute capability" in low or "not supported on this" in low or "platform" in low:
         return EngineIncompatibleError(
             f"{engine_path} was built for another GPU ({first}); {_rebuild(sidecar, engine_path)} "
-            f"on this GPU", "gpu")
+            f"on this GPU",
+            "gpu",
+        )
     return EngineIncompatibleError(
-        f"TensorRT refused {engine_path}, which matches its sidecar byte for byte ({first})",
-        "unknown")
+        f"TensorRT refused {engine_path}, which matches its sidecar byte for byte ({first})", "unknown"
+    )
 
 
 _loggers: Dict[int, Any] = {}
@@ -162,6 +208,7 @@ def _capturing_logger(trt: ModuleType):
     """One logger per TensorRT module, kept alive for the process (TensorRT holds a raw pointer
     to it for as long as the runtime and its engines live); collects errors of one load."""
     if id(trt) not in _loggers:
+
         class _Log(trt.ILogger):
             def __init__(self) -> None:
                 trt.ILogger.__init__(self)
@@ -175,8 +222,9 @@ def _capturing_logger(trt: ModuleType):
     return _loggers[id(trt)]
 
 
-def load_engine(engine_path: Path, module: str = "auto", plugin: str = "auto",
-                kernel_library: Optional[Path] = None) -> Tuple[Any, Dict[str, Any], ModuleType]:
+def load_engine(
+    engine_path: Path, module: str = "auto", plugin: str = "auto", kernel_library: Optional[Path] = None
+) -> Tuple[Any, Dict[str, Any], ModuleType]:
     """(engine, sidecar, trt module) or the one error that says why not (see module doc)."""
     engine_path = Path(engine_path)
     try:
@@ -186,15 +234,16 @@ def load_engine(engine_path: Path, module: str = "auto", plugin: str = "auto",
     sidecar = read_sidecar(engine_path)
     _check_sidecar(engine_path, sidecar)
     check_integrity(engine_path, sidecar)
-    trt, flavour = import_tensorrt(module if module != "auto" else
-                                   sidecar.get("tensorrt_module", "auto"))
+    trt, flavour = import_tensorrt(module if module != "auto" else sidecar.get("tensorrt_module", "auto"))
     found = probe()
     check_compatible(sidecar, flavour, trt_version(trt), found.first)
     if found.first is None:
         raise EngineIncompatibleError(
             f"{engine_path} is intact but needs a CUDA GPU to run, and this machine has none "
             f"({found.problem}); run it on a machine with an NVIDIA GPU (building works "
-            f"without one)", "no_gpu")
+            f"without one)",
+            "no_gpu",
+        )
     _plugin(trt, flavour, sidecar, engine_path, plugin, kernel_library)
     with _load_lock:
         logger = _capturing_logger(trt)

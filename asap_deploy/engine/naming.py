@@ -8,6 +8,7 @@ for a dynamic one, beside the ONNX file ``<graph>.onnx``; ``<module>`` is ``tens
 ``tensorrt_rtx`` (an engine loads only in the TensorRT that built it). The sidecar is
 ``<engine>.json``.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,14 +17,16 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 ENGINE_SUFFIX = ".plan"
 MODULES = ("tensorrt", "tensorrt_rtx")
-_NAME = re.compile(r"^(?P<graph>.+)\.(?P<module>tensorrt|tensorrt_rtx)"
-                   r"(?:\.b(?P<b>\d+)(?:-(?P<opt>\d+)-(?P<max>\d+))?)?\.plan$")
+_NAME = re.compile(
+    r"^(?P<graph>.+)\.(?P<module>tensorrt|tensorrt_rtx)"
+    r"(?:\.b(?P<b>\d+)(?:-(?P<opt>\d+)-(?P<max>\d+))?)?\.plan$"
+)
 
 
 class EngineName(NamedTuple):
-    graph: str                      # ONNX file stem, e.g. "asapnet_plugin_fp16"
-    module: str                     # "tensorrt" | "tensorrt_rtx"
-    batch: Tuple[int, int, int]     # min, opt, max
+    graph: str  # ONNX file stem, e.g. "asapnet_plugin_fp16"
+    module: str  # "tensorrt" | "tensorrt_rtx"
+    batch: Tuple[int, int, int]  # min, opt, max
 
 
 def _batch_tag(batch: Sequence[int]) -> str:

@@ -1,4 +1,5 @@
 """Making the ASAP_SpatialMLP plugin available to a TensorRT process (C++ library or Python)."""
+
 from __future__ import annotations
 
 import ctypes
@@ -33,18 +34,23 @@ def load_cpp_plugin(trt: ModuleType, path: Path) -> Dict[str, str]:
     if not path.is_file():
         raise MissingDependencyError(
             f"plugin library {path} not found: build it with `python -m asap_deploy.build_plugin "
-            f"--tensorrt-root $TensorRT_ROOT`")
+            f"--tensorrt-root $TensorRT_ROOT`"
+        )
     key = str(path.resolve())
     if key not in _loaded_cpp:
         try:
             _loaded_cpp[key] = ctypes.CDLL(key, mode=getattr(os, "RTLD_GLOBAL", 0))
         except OSError as exc:
-            raise PluginError(f"cannot load {path}: {exc}; it must be built against this "
-                              f"TensorRT ({getattr(trt, '__version__', '?')})") from None
+            raise PluginError(
+                f"cannot load {path}: {exc}; it must be built against this "
+                f"TensorRT ({getattr(trt, '__version__', '?')})"
+            ) from None
     if not registered(trt):
-        raise PluginError(f"{path} loaded but {PLUGIN_OP} v{PLUGIN_VERSION} ({PLUGIN_NAMESPACE}) is "
-                          f"not registered: was it built as the dynamic (getCreators) variant? Use "
-                          f"libasap_trt_plugin.so, or load_library() the dynamic one")
+        raise PluginError(
+            f"{path} loaded but {PLUGIN_OP} v{PLUGIN_VERSION} ({PLUGIN_NAMESPACE}) is "
+            f"not registered: was it built as the dynamic (getCreators) variant? Use "
+            f"libasap_trt_plugin.so, or load_library() the dynamic one"
+        )
     return {"kind": "cpp", "library": key}
 
 
@@ -68,13 +74,17 @@ def rtx_plugin_blocker() -> Optional[str]:
     if any((Path(d) / "libtensorrt_rtx.so").exists() for d in dirs):
         return None
     where = libs or "a directory on LD_LIBRARY_PATH"
-    return (f"its ONNX parser loads 'libtensorrt_rtx.so' when it imports the plugin node and "
-            f"aborts the process when that fails; this install has only libtensorrt_rtx.so.1. "
-            f"Fix: ln -s libtensorrt_rtx.so.1 {where}/libtensorrt_rtx.so")
+    return (
+        f"its ONNX parser loads 'libtensorrt_rtx.so' when it imports the plugin node and "
+        f"aborts the process when that fails; this install has only libtensorrt_rtx.so.1. "
+        f"Fix: ln -s libtensorrt_rtx.so.1 {where}/libtensorrt_rtx.so"
+    )
 
 
-NO_PLUGIN_NOTE = ("no ASAP_SpatialMLP plugin is built here (python -m asap_deploy.build_plugin): "
-                  "the node runs as its standard-op ONNX function")
+NO_PLUGIN_NOTE = (
+    "no ASAP_SpatialMLP plugin is built here (python -m asap_deploy.build_plugin): "
+    "the node runs as its standard-op ONNX function"
+)
 
 
 def auto_choice(flavour: str, kernel_library: Optional[Path] = None) -> str:
@@ -90,12 +100,19 @@ def auto_choice(flavour: str, kernel_library: Optional[Path] = None) -> str:
 def _refuse_rtx_abort(flavour: str) -> None:
     blocker = rtx_plugin_blocker() if flavour == "tensorrt_rtx" else None
     if blocker:
-        raise PluginError(f"TensorRT for RTX cannot use the {PLUGIN_OP} plugin here: {blocker} "
-                          f"(or pass --plugin none to build the node's standard-op function)")
+        raise PluginError(
+            f"TensorRT for RTX cannot use the {PLUGIN_OP} plugin here: {blocker} "
+            f"(or pass --plugin none to build the node's standard-op function)"
+        )
 
 
-def enable_plugin(trt: ModuleType, flavour: str, choice: str = "auto",
-                  kernel_library: Optional[Path] = None, parsing: bool = True) -> Dict[str, str]:
+def enable_plugin(
+    trt: ModuleType,
+    flavour: str,
+    choice: str = "auto",
+    kernel_library: Optional[Path] = None,
+    parsing: bool = True,
+) -> Dict[str, str]:
     """``choice``: "auto" (see ``auto_choice``), "python", "none", or a path. ``parsing``: an ONNX
     graph with the node will be parsed (a build), where TensorRT for RTX can abort; loading an
     engine does not parse."""

@@ -9,6 +9,7 @@ the C++ plugin; ``params`` is accepted NCHW or channels-last (kHWC8/kHWC16/kHWC)
 Works with ``tensorrt``; with TensorRT for RTX 1.7.1 (pip wheel) only when ``libtensorrt_rtx.so``
 can be found (see ``engine/plugins.py``): RTX's parser otherwise aborts on the plugin node.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -63,8 +64,9 @@ def parse_fields(fields) -> Dict[str, Any]:
 def make_classes(trt: ModuleType, library: Optional[Path] = None):
     """Define the plugin and creator classes against ``trt`` (tensorrt or tensorrt_rtx)."""
 
-    class SpatialMLPPlugin(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild,
-                           trt.IPluginV3OneRuntime):
+    class SpatialMLPPlugin(
+        trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild, trt.IPluginV3OneRuntime
+    ):
         def __init__(self, attrs: Dict[str, Any], phase=None) -> None:
             trt.IPluginV3.__init__(self)
             trt.IPluginV3OneCore.__init__(self)
@@ -78,8 +80,7 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
             self.phase = phase
             self.spec = MLPSpec.from_plugin_attributes(attrs)
             self.timing_cache_id = "_".join(f"{attrs[k]}" for k in SHAPE_FIELDS[:7]) + attrs["input_mode"]
-            self._shape = AsapMLPShape(*(attrs[k] for k in INT_FIELDS),
-                                       INPUT_MODES[attrs["input_mode"]])
+            self._shape = AsapMLPShape(*(attrs[k] for k in INT_FIELDS), INPUT_MODES[attrs["input_mode"]])
             self._lib = None
 
         # -- core / build ----------------------------------------------------------------------
@@ -99,7 +100,9 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
             floats = (trt.DataType.FLOAT, trt.DataType.HALF)
             ids = self.attrs["input_mode"] == "label_ids"
             if pos == 0:
-                return desc.format == F.LINEAR and (desc.type == trt.DataType.INT32 if ids else desc.type in floats)
+                return desc.format == F.LINEAR and (
+                    desc.type == trt.DataType.INT32 if ids else desc.type in floats
+                )
             if pos == 1:
                 if desc.type not in floats or (not ids and desc.type != in_out[0].desc.type):
                     return False
@@ -115,15 +118,24 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
         def _tensors(self, x_desc, p_desc):
             """The C API's description of the two inputs (-1 for dimensions not known yet)."""
             F = trt.TensorFormat
-            dtypes = {trt.DataType.FLOAT: "float32", trt.DataType.HALF: "float16", trt.DataType.INT32: "int32"}
+            dtypes = {
+                trt.DataType.FLOAT: "float32",
+                trt.DataType.HALF: "float16",
+                trt.DataType.INT32: "int32",
+            }
             x, p = [int(d) for d in x_desc.dims], [int(d) for d in p_desc.dims]
             c = max(p[1], 0) if len(p) == 4 else 0
             pitch = {F.LINEAR: 0, F.HWC: c, F.HWC8: -(-c // 8) * 8, F.HWC16: -(-c // 16) * 16}
             if p_desc.format not in pitch or x_desc.type not in dtypes or p_desc.type not in dtypes:
                 raise ValueError(f"{PLUGIN_OP}: unsupported format or type {p_desc.format} {p_desc.type}")
-            return make_tensors(x if len(x) == 4 else [-1] * 4, p if len(p) == 4 else [-1] * 4,
-                                dtypes[x_desc.type], dtypes[p_desc.type],
-                                NCHW if p_desc.format == F.LINEAR else NHWC, pitch[p_desc.format])
+            return make_tensors(
+                x if len(x) == 4 else [-1] * 4,
+                p if len(p) == 4 else [-1] * 4,
+                dtypes[x_desc.type],
+                dtypes[p_desc.type],
+                NCHW if p_desc.format == F.LINEAR else NHWC,
+                pitch[p_desc.format],
+            )
 
         def _validator(self):
             """The library whose asap_spatial_mlp_validate checks shapes at build time: the CUDA
@@ -138,7 +150,8 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
                         return load_library(folder / name)
                 raise MissingDependencyError(
                     f"{exc}; for shape checks alone, `python -m asap_deploy.build_plugin --emulate "
-                    f"--out {folder}` builds libraries that need no CUDA") from None
+                    f"--out {folder}` builds libraries that need no CUDA"
+                ) from None
 
         def _check(self, x_desc, p_desc) -> None:
             lib = self._validator()
@@ -155,8 +168,18 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
         def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
             lib = self._library()
             t = self._tensors(input_desc[0], input_desc[1])
-            check(lib, lib.asap_spatial_mlp_forward(ctypes.byref(self._shape), ctypes.byref(t), int(inputs[0]),
-                                                    int(inputs[1]), int(outputs[0]), int(stream)), PLUGIN_OP)
+            check(
+                lib,
+                lib.asap_spatial_mlp_forward(
+                    ctypes.byref(self._shape),
+                    ctypes.byref(t),
+                    int(inputs[0]),
+                    int(inputs[1]),
+                    int(outputs[0]),
+                    int(stream),
+                ),
+                PLUGIN_OP,
+            )
 
         def attach_to_context(self, context):
             return self.clone()
@@ -164,12 +187,11 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
         def get_fields_to_serialize(self):
             # PluginField keeps a raw pointer: the arrays must outlive the returned collection
             self._field_data = [np.array([self.attrs[k]], dtype=np.int32) for k in INT_FIELDS]
-            self._field_data.append(np.frombuffer(self.attrs["input_mode"].encode() + b"\0",
-                                                  dtype=np.int8))
-            fields = [trt.PluginField(k, a, trt.PluginFieldType.INT32)
-                      for k, a in zip(INT_FIELDS, self._field_data)]
-            fields.append(trt.PluginField("input_mode", self._field_data[-1],
-                                          trt.PluginFieldType.CHAR))
+            self._field_data.append(np.frombuffer(self.attrs["input_mode"].encode() + b"\0", dtype=np.int8))
+            fields = [
+                trt.PluginField(k, a, trt.PluginFieldType.INT32) for k, a in zip(INT_FIELDS, self._field_data)
+            ]
+            fields.append(trt.PluginField("input_mode", self._field_data[-1], trt.PluginFieldType.CHAR))
             return trt.PluginFieldCollection(fields)
 
         def clone(self):
@@ -181,10 +203,13 @@ def make_classes(trt: ModuleType, library: Optional[Path] = None):
             self.name = PLUGIN_OP
             self.plugin_namespace = PLUGIN_NAMESPACE
             self.plugin_version = PLUGIN_VERSION
-            fields = [trt.PluginField(k, np.array([], dtype=np.int32), trt.PluginFieldType.INT32)
-                      for k in INT_FIELDS]
-            fields.append(trt.PluginField("input_mode", np.array([], dtype=np.int8),
-                                          trt.PluginFieldType.CHAR))
+            fields = [
+                trt.PluginField(k, np.array([], dtype=np.int32), trt.PluginFieldType.INT32)
+                for k in INT_FIELDS
+            ]
+            fields.append(
+                trt.PluginField("input_mode", np.array([], dtype=np.int8), trt.PluginFieldType.CHAR)
+            )
             self.field_names = trt.PluginFieldCollection(fields)
 
         def create_plugin(self, name, fc, phase):
@@ -200,8 +225,10 @@ def register_python_plugin(trt: ModuleType, library: Optional[Path] = None):
         _, creator_cls = make_classes(trt, library)
         creator = creator_cls()
         if not trt.get_plugin_registry().register_creator(creator, PLUGIN_NAMESPACE):
-            raise RuntimeError(f"could not register {PLUGIN_OP}: a creator with that name, "
-                               f"version and namespace is already registered (the C++ plugin "
-                               f"library?); use one or the other in a process")
+            raise RuntimeError(
+                f"could not register {PLUGIN_OP}: a creator with that name, "
+                f"version and namespace is already registered (the C++ plugin "
+                f"library?); use one or the other in a process"
+            )
         _registered[key] = creator
     return _registered[key]

@@ -1,4 +1,5 @@
 """Pick the TensorRT Python module: ``tensorrt`` or TensorRT for RTX, imported only when needed."""
+
 from __future__ import annotations
 
 import importlib
@@ -8,8 +9,7 @@ from typing import Tuple
 from ..errors import MissingDependencyError
 
 #: import name -> flavour recorded in engine sidecars
-MODULES = {"tensorrt": "tensorrt", "tensorrt_rtx": "tensorrt_rtx",
-           "tensorrt_rtx_bindings": "tensorrt_rtx"}
+MODULES = {"tensorrt": "tensorrt", "tensorrt_rtx": "tensorrt_rtx", "tensorrt_rtx_bindings": "tensorrt_rtx"}
 CHOICES = ("auto", "tensorrt", "tensorrt_rtx")
 
 
@@ -24,8 +24,10 @@ def import_tensorrt(which: str = "auto") -> Tuple[ModuleType, str]:
             return importlib.import_module(name), MODULES[name]
         except ImportError as exc:
             errors.append(f"{name}: {exc}")
-    hint = {"tensorrt": "pip install tensorrt (NVIDIA's index) or a TensorRT tarball's wheel",
-            "tensorrt_rtx": "pip install tensorrt-rtx-cu13-bindings tensorrt-rtx-cu13-libs"}
+    hint = {
+        "tensorrt": "pip install tensorrt (NVIDIA's index) or a TensorRT tarball's wheel",
+        "tensorrt_rtx": "pip install tensorrt-rtx-cu13-bindings tensorrt-rtx-cu13-libs",
+    }
     fixes = " or ".join(hint[f] for f in dict.fromkeys(MODULES[n] for n in names))
     raise MissingDependencyError(f"TensorRT is not installed ({'; '.join(errors)}): {fixes}")
 

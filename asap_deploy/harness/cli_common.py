@@ -1,4 +1,5 @@
 """Options, checks, models and backends shared by ``bench`` and ``parity``."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,21 +16,35 @@ from .source import ModelSource, ensure_export, open_export
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models (one or more; each is one point of the latency plot)")
-    g.add_argument("--export", type=Path, nargs="*", default=[],
-                   help="export folders made by python -m asap_deploy.export")
-    g.add_argument("--demo", nargs="*", default=[], metavar="PRESET",
-                   help="built-in demo models: the export in WORK/PRESET is reused (the set-up's "
-                        "build/PRESET), or made there")
-    g.add_argument("--work", type=Path, default=Path("build"),
-                   help="folder of the demo exports (default: build, where python -m "
-                        "asap_deploy.export --demo writes); engines are built beside the ONNX")
-    p.add_argument("--backends", nargs="+", default=["all"],
-                   help=f"'all' or some of: {', '.join(registry.names())}")
+    g.add_argument(
+        "--export",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="export folders made by python -m asap_deploy.export",
+    )
+    g.add_argument(
+        "--demo",
+        nargs="*",
+        default=[],
+        metavar="PRESET",
+        help="built-in demo models: the export in WORK/PRESET is reused (the set-up's "
+        "build/PRESET), or made there",
+    )
+    g.add_argument(
+        "--work",
+        type=Path,
+        default=Path("build"),
+        help="folder of the demo exports (default: build, where python -m "
+        "asap_deploy.export --demo writes); engines are built beside the ONNX",
+    )
+    p.add_argument(
+        "--backends", nargs="+", default=["all"], help=f"'all' or some of: {', '.join(registry.names())}"
+    )
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic label maps")
     p.add_argument("--trt-module", choices=["auto", "tensorrt", "tensorrt_rtx"], default="auto")
-    p.add_argument("--kernel-library", type=Path,
-                   help="libasap_spatial_mlp.so for the fused backends")
+    p.add_argument("--kernel-library", type=Path, help="libasap_spatial_mlp.so for the fused backends")
     p.add_argument("--out", type=Path, help="folder for JSON, Markdown and PNG outputs")
 
 
@@ -50,8 +65,9 @@ def check_args(args: argparse.Namespace, what: str) -> None:
             if not (args.work / d / "manifest.json").is_file():  # exported there first
                 paths.output_dir(args.work / d, "demo export folder")
     if args.kernel_library is not None:
-        paths.input_file(args.kernel_library, "kernel library",
-                         "build it with python -m asap_deploy.build_plugin")
+        paths.input_file(
+            args.kernel_library, "kernel library", "build it with python -m asap_deploy.build_plugin"
+        )
     if args.out is not None:
         paths.output_dir(args.out, what)
 
@@ -61,16 +77,17 @@ def models(args: argparse.Namespace, source: bool = False) -> List[ModelSource]:
     folders given first, so that a damaged one is found before a demo is exported);
     ``source``: the PyTorch reference is reloaded, so its checkpoint is checked too."""
     given = [open_export(d, source) for d in args.export]
-    return given + [open_export(ensure_export(d, None, args.work / d), source)
-                    for d in args.demo]
+    return given + [open_export(ensure_export(d, None, args.work / d), source) for d in args.demo]
 
 
 def backends(args: argparse.Namespace) -> List[str]:
     names = registry.names() if args.backends == ["all"] else args.backends
     bad = [n for n in names if n not in registry.names()]
     if bad:
-        raise UsageError(f"unknown backend{'s' * (len(bad) > 1)} {', '.join(bad)}; choose from "
-                         f"{', '.join(registry.names())}")
+        raise UsageError(
+            f"unknown backend{'s' * (len(bad) > 1)} {', '.join(bad)}; choose from "
+            f"{', '.join(registry.names())}"
+        )
     return names
 
 
@@ -80,9 +97,14 @@ def uses_pytorch(names: List[str]) -> bool:
 
 def context(src: ModelSource, args: argparse.Namespace) -> RunContext:
     """Torch backends are fed the one-hot ``label``; the PyTorch model is shared (loaded once)."""
-    return RunContext(src.export, batch=args.batch, trt_module=args.trt_module,
-                      kernel_library=args.kernel_library, input_mode="one-hot",
-                      load_generator=lambda: src.gen)
+    return RunContext(
+        src.export,
+        batch=args.batch,
+        trt_module=args.trt_module,
+        kernel_library=args.kernel_library,
+        input_mode="one-hot",
+        load_generator=lambda: src.gen,
+    )
 
 
 def start_runner(backend: Backend, ctx: RunContext, failed: str) -> Union[Runner, Dict[str, Any]]:

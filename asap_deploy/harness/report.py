@@ -1,4 +1,5 @@
 """Terminal table, JSON, Markdown and the latency-vs-megapixels plot (the paper's Fig. 1 shape)."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,13 @@ def environment(prog: str) -> Dict[str, object]:
     import torch
 
     env: Dict[str, object] = {
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "numpy": numpy.__version__, "onnx": onnx.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
         "command": " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]]),
@@ -32,9 +37,13 @@ def environment(prog: str) -> Dict[str, object]:
     }
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
-        env.update(gpu=p.name, compute_capability=f"{p.major}.{p.minor}",
-                   gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda_runtime=torch.version.cuda,
-                   driver=_nvidia_smi("driver_version"))
+        env.update(
+            gpu=p.name,
+            compute_capability=f"{p.major}.{p.minor}",
+            gpu_memory_gib=round(p.total_memory / 2**30, 1),
+            cuda_runtime=torch.version.cuda,
+            driver=_nvidia_smi("driver_version"),
+        )
     else:
         env["gpu"] = None
     for mod in ("tensorrt", "tensorrt_rtx_bindings", "polygraphy"):
@@ -57,15 +66,28 @@ def _cpu_name() -> str:
 
 def _nvidia_smi(field: str) -> Optional[str]:
     try:
-        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, IndexError):
         return None
 
 
-HEADER = ["model", "H x W", "backend", "timer", "compute median ms", "compute p99 ms",
-          "end-to-end median ms", "img/s", "status"]
+HEADER = [
+    "model",
+    "H x W",
+    "backend",
+    "timer",
+    "compute median ms",
+    "compute p99 ms",
+    "end-to-end median ms",
+    "img/s",
+    "status",
+]
 
 
 def rows(results: List[Dict]) -> List[List[str]]:
@@ -75,9 +97,19 @@ def rows(results: List[Dict]) -> List[List[str]]:
             status = "skipped: " + r["skipped"] if r.get("skipped") else "FAILED: " + r["failed"]
             out.append([r["model"], r["resolution"], r["backend"], "", "", "", "", "", status])
             continue
-        out.append([r["model"], r["resolution"], r["runner"]["name"], r["timer"],
-                    f"{r['compute']['median']:.3f}", f"{r['compute']['p99']:.3f}",
-                    f"{r['latency']['median']:.3f}", f"{r['throughput_images_per_s']:.1f}", "ran"])
+        out.append(
+            [
+                r["model"],
+                r["resolution"],
+                r["runner"]["name"],
+                r["timer"],
+                f"{r['compute']['median']:.3f}",
+                f"{r['compute']['p99']:.3f}",
+                f"{r['latency']['median']:.3f}",
+                f"{r['throughput_images_per_s']:.1f}",
+                "ran",
+            ]
+        )
     return out
 
 

@@ -1,5 +1,6 @@
 """Where the harness gets a model: an export folder (its manifest indexes every file), verified
 before any backend runs, and exported on demand for the built-in demo models."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,17 +69,26 @@ def ensure_export(demo: Optional[str], checkpoint: Optional[str], out: Path, ext
     if (out / "manifest.json").is_file():
         have = ExportFolder(out)
         if demo and have.manifest.get("source", {}).get("demo") != demo:
-            raise ConfigError(f"{out} holds an export of another model, not the demo {demo!r}: "
-                              f"pass --work DIR to keep the demo exports elsewhere")
+            raise ConfigError(
+                f"{out} holds an export of another model, not the demo {demo!r}: "
+                f"pass --work DIR to keep the demo exports elsewhere"
+            )
         if {"fp32", "fp16"} <= set(have.precisions):
             return out
-        print(f"  {out} has only {', '.join(have.precisions)} graphs: exporting FP32 + FP16",
-              flush=True)
+        print(f"  {out} has only {', '.join(have.precisions)} graphs: exporting FP32 + FP16", flush=True)
     from ..export import build_parser, run
 
     argv = (["--demo", demo] if demo else [checkpoint]) + [
-        "--out", str(out), "--precision", "fp32", "fp16", "--no-parity", "--engine", "none",
-        *extra]
+        "--out",
+        str(out),
+        "--precision",
+        "fp32",
+        "fp16",
+        "--no-parity",
+        "--engine",
+        "none",
+        *extra,
+    ]
     run(build_parser().parse_args(argv))  # its errors are the caller's one error line
     return out
 

@@ -5,6 +5,7 @@ D2H (download), end-to-end host latency, and enqueue time (host time to issue co
 On CPU runners the same phases are timed with the host clock. Warm-up runs for a duration first;
 then at least ``iterations`` runs and at least ``duration_s`` seconds, like trtexec.
 """
+
 from __future__ import annotations
 
 import time
@@ -65,6 +66,7 @@ def time_runner(runner: Runner, feeds: Dict[str, np.ndarray], opts: TimingOption
         if stream is None:
             compute = graph.replay
         else:  # replay on the runner's stream so that its events bracket the replay
+
             def compute(graph=graph, stream=stream):
                 with torch.cuda.stream(stream):
                     graph.replay()

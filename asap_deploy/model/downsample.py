@@ -1,4 +1,5 @@
 """The authors' fixed input blur (``MySeparableBilinearDownsample``), applied when S1 = S/S2 > 1."""
+
 from __future__ import annotations
 
 import torch
@@ -23,10 +24,8 @@ class TentDownsample(nn.Module):
         super().__init__()
         self.stride = stride
         k = tent_kernel(stride)
-        self.register_buffer("kernel_h", k.view(1, 1, 1, -1).repeat(channels, 1, 1, 1),
-                             persistent=False)
-        self.register_buffer("kernel_v", k.view(1, 1, -1, 1).repeat(channels, 1, 1, 1),
-                             persistent=False)
+        self.register_buffer("kernel_h", k.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), persistent=False)
+        self.register_buffer("kernel_v", k.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, c = self.stride, x.shape[1]

@@ -1,4 +1,5 @@
 """ASAP-Net generator: low-res stream G predicts an MLP per grid cell, the MLP runs per pixel."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -51,7 +52,7 @@ class ASAPNetGenerator(nn.Module):
 
     def render(self, label: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """Run the pixelwise MLP; ``label`` may still carry the LR-only edge channel."""
-        hr = label[:, :self.config.hr_in_channels] if self.config.lr_instance else label
+        hr = label[:, : self.config.hr_in_channels] if self.config.lr_instance else label
         return self.pixelwise_mlp(hr.to(self.compute_dtype), params.to(self.compute_dtype))
 
     def forward(self, label: torch.Tensor) -> torch.Tensor:

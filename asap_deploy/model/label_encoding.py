@@ -10,6 +10,7 @@ one-hot vector instead of the authors' index error.
 authors' loader does (ToTensor's x/255, then Normalize(0.5, 0.5)), channels first, plus the edge
 channel when the model has one.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -35,11 +36,13 @@ class LabelEncoder(nn.Module):
         super().__init__()
         self.label_nc = cfg.label_nc
         self.instance_edge = cfg.instance_edge if with_edges is None else with_edges
-        self.register_buffer("classes", torch.arange(cfg.one_hot_channels, dtype=torch.int32)
-                             .view(1, -1, 1, 1), persistent=False)
+        self.register_buffer(
+            "classes",
+            torch.arange(cfg.one_hot_channels, dtype=torch.int32).view(1, -1, 1, 1),
+            persistent=False,
+        )
 
-    def forward(self, label_map: torch.Tensor,
-                instance_map: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, label_map: torch.Tensor, instance_map: Optional[torch.Tensor] = None) -> torch.Tensor:
         ids = label_map.to(torch.int32)
         ids = torch.where(ids == 255, torch.full_like(ids, self.label_nc), ids)
         one_hot = (ids == self.classes).float()
@@ -55,8 +58,7 @@ class RGBEncoder(nn.Module):
         super().__init__()
         self.instance_edge = cfg.instance_edge if with_edges is None else with_edges
 
-    def forward(self, rgb: torch.Tensor,
-                instance_map: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, rgb: torch.Tensor, instance_map: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = rgb.float().permute(0, 3, 1, 2)  # cast first: TensorRT moves uint8 only through Cast
         x = (x / 255.0 - 0.5) / 0.5  # two roundings, as torchvision's ToTensor then Normalize
         if not self.instance_edge:
@@ -69,8 +71,7 @@ class RGBEncoder(nn.Module):
 class InputEncoder(nn.Module):
     """Graph inputs of ``input_mode`` ("one-hot", "labels", "rgb") -> the generator's ``label``."""
 
-    def __init__(self, cfg: GeneratorConfig, input_mode: str,
-                 with_edges: bool | None = None) -> None:
+    def __init__(self, cfg: GeneratorConfig, input_mode: str, with_edges: bool | None = None) -> None:
         super().__init__()
         if input_mode not in ("one-hot", "labels", "rgb"):
             raise ValueError(f"input_mode must be one-hot, labels or rgb, got {input_mode!r}")

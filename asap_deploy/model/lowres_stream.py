@@ -3,6 +3,7 @@
 Module indices reproduce the authors' ``ASAPNetsLRStream`` so that their state dicts load with
 strict key checking (``lowres_stream.model.<i>...``); see the architecture note, section 5.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -26,8 +27,7 @@ class InstanceNormFP32(nn.InstanceNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32:
             return super().forward(x)
-        y = F.instance_norm(x.float(), weight=self.weight.float(), bias=self.bias.float(),
-                            eps=self.eps)
+        y = F.instance_norm(x.float(), weight=self.weight.float(), bias=self.bias.float(), eps=self.eps)
         return y.to(x.dtype)
 
 
@@ -58,8 +58,7 @@ class LowResStream(nn.Module):
         def pad() -> List[nn.Module]:
             return [] if zero else [_PAD_MODULES[cfg.padding](1)]
 
-        layers: List[nn.Module] = pad() + [_conv_norm(cfg.in_channels, cfg.lr_width, 1, zero),
-                                           nn.ReLU()]
+        layers: List[nn.Module] = pad() + [_conv_norm(cfg.in_channels, cfg.lr_width, 1, zero), nn.ReLU()]
         n = cfg.num_strided_convs
         for i in range(n):
             c_out = cfg.lr_max_width if i == n - 1 else cfg.lr_width

@@ -4,6 +4,7 @@ Pixel (y, x) runs the MLP whose weights sit in grid cell (y // S, x // S). Like 
 image is viewed as S x S tiles and each layer is one batched MatMul over the grid, so the
 upsampled parameters (num_params * H * W values) are never materialised.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,8 @@ class PixelwiseMLP(nn.Module):
         grid = params.permute(0, 2, 3, 1)  # (B, h, w, num_params)
         last = len(spec.layers) - 1
         for i, layer in enumerate(spec.layers):
-            b = grid[..., layer.bias_offset:layer.bias_offset + layer.c_out].unsqueeze(3)
-            wt = grid[..., layer.weight_offset:layer.end].reshape(-1, h, w, layer.c_in, layer.c_out)
+            b = grid[..., layer.bias_offset : layer.bias_offset + layer.c_out].unsqueeze(3)
+            wt = grid[..., layer.weight_offset : layer.end].reshape(-1, h, w, layer.c_in, layer.c_out)
             out = torch.matmul(out, wt) + b
             out = torch.tanh(out) if i == last else F.leaky_relu(out, LEAKY_RELU_SLOPE)
         co = spec.out_channels

@@ -1,4 +1,5 @@
 """Generator -> the four ONNX graphs (g, mlp, asapnet, asapnet_plugin) in one precision."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,13 +59,18 @@ class TracedGraphs:
     g: onnx.ModelProto
     mlp: onnx.ModelProto
     asapnet: onnx.ModelProto
-    encoder: Optional[onnx.ModelProto] = None      # composes_encoder(stage_mode): inputs -> label
-    g_one_hot: Optional[onnx.ModelProto] = None    # composes_encoder(stage_mode) only
+    encoder: Optional[onnx.ModelProto] = None  # composes_encoder(stage_mode): inputs -> label
+    g_one_hot: Optional[onnx.ModelProto] = None  # composes_encoder(stage_mode) only
     mlp_one_hot: Optional[onnx.ModelProto] = None  # composes_encoder(stage_mode) only
 
 
-def trace_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str,
-                 log: Callable[[str], None] = lambda s: None) -> TracedGraphs:
+def trace_graphs(
+    gen: ASAPNetGenerator,
+    height: int,
+    width: int,
+    input_mode: str,
+    log: Callable[[str], None] = lambda s: None,
+) -> TracedGraphs:
     cfg = gen.config
     cfg.check_resolution(height, width)
     names = generator_input_names(cfg, input_mode)
@@ -80,22 +86,30 @@ def trace_graphs(gen: ASAPNetGenerator, height: int, width: int, input_mode: str
     stage_mode = stage_mode_for(cfg, input_mode)
     stage_names = stage_input_names(stage_mode)
     t = TracedGraphs(
-        input_mode, stage_mode, names, stage_names,
+        input_mode,
+        stage_mode,
+        names,
+        stage_names,
         g=trace(GGraph(gen, input_mode), pool, names, "params", "g"),
         mlp=trace(StageGraph(gen, stage_mode), pool, stage_names + ["params"], "image", "mlp"),
-        asapnet=trace(FullGraph(gen, input_mode), pool, names, "image", "asapnet"))
+        asapnet=trace(FullGraph(gen, input_mode), pool, names, "image", "asapnet"),
+    )
     if composes_encoder(stage_mode):
         # the node reads float label channels (RGB, or one-hot + edges): encode in-graph first
         t.encoder = trace(_Inputs(cfg, input_mode), pool, names, "label", "input encoder")
         t.g_one_hot = trace(GGraph(gen, "one-hot"), pool, ["label"], "params", "g (one-hot)")
-        t.mlp_one_hot = trace(StageGraph(gen, "one_hot"), pool, ["label", "params"], "image",
-                              "mlp (one-hot)")
+        t.mlp_one_hot = trace(StageGraph(gen, "one_hot"), pool, ["label", "params"], "image", "mlp (one-hot)")
     return t
 
 
-def export_graphs(gen: ASAPNetGenerator, height: int, width: int, precision: str,
-                  traced: TracedGraphs, log: Callable[[str], None] = lambda s: None
-                  ) -> Dict[str, ExportedGraph]:
+def export_graphs(
+    gen: ASAPNetGenerator,
+    height: int,
+    width: int,
+    precision: str,
+    traced: TracedGraphs,
+    log: Callable[[str], None] = lambda s: None,
+) -> Dict[str, ExportedGraph]:
     """The four graphs in ``precision``, composed and validated; nothing is written here."""
     cfg = gen.config
     dt = DTYPE[precision]
@@ -113,8 +127,11 @@ def export_graphs(gen: ASAPNetGenerator, height: int, width: int, precision: str
     full = precise(traced.asapnet, float_in + ["image"])
     log("composing asapnet_plugin")
     if composes_encoder(traced.stage_mode):
-        encoder, front, func = (traced.encoder, precise(traced.g_one_hot, ["label"]),
-                                precise(traced.mlp_one_hot, []))
+        encoder, front, func = (
+            traced.encoder,
+            precise(traced.g_one_hot, ["label"]),
+            precise(traced.mlp_one_hot, []),
+        )
         plugin_mode, node_input = "one_hot", "label"
     else:
         encoder, front, func = None, g, mlp
@@ -130,8 +147,7 @@ def export_graphs(gen: ASAPNetGenerator, height: int, width: int, precision: str
         "g": ExportedGraph("g", precision, g, gin, [pspec]),
         "mlp": ExportedGraph("mlp", precision, mlp, sin + [pspec], [image_spec(cfg, height, width, dt)]),
         "asapnet": ExportedGraph("asapnet", precision, full, gin, image32),
-        "asapnet_plugin": ExportedGraph("asapnet_plugin", precision, plugin, gin, image32,
-                                        plugin_mode),
+        "asapnet_plugin": ExportedGraph("asapnet_plugin", precision, plugin, gin, image32, plugin_mode),
     }
     for art in out.values():
         log(f"checking {art.filename}")

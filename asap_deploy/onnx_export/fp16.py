@@ -5,6 +5,7 @@ convolutions, the 1x1 parameter head and the pixelwise MLP run in FP16; Instance
 (its mean/variance over up to 256x512 values) and the input tent blur stay FP32, with Casts
 around them; the graph's float inputs and outputs named in ``keep_float32`` stay FP32.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -47,8 +48,11 @@ def convert_to_fp16(model: onnx.ModelProto, keep_float32: Iterable[str]) -> onnx
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = convert_float_to_float16(
-            model, keep_io_types=list(keep_float32), op_block_list=DEFAULT_OP_BLOCK_LIST + FP32_OPS,
-            node_block_list=_blur_nodes(model.graph))
+            model,
+            keep_io_types=list(keep_float32),
+            op_block_list=DEFAULT_OP_BLOCK_LIST + FP32_OPS,
+            node_block_list=_blur_nodes(model.graph),
+        )
     toposort(out.graph)  # the converter appends its Casts at the end of the node list
     _fold_round_trips(out.graph)
     return out
@@ -62,8 +66,10 @@ def _fold_round_trips(graph: onnx.GraphProto) -> None:
     TensorRT a kernel each.
     """
     F32, F16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in list(graph.value_info) + list(graph.input) + list(graph.output)
+    }
     types.update({t.name: t.data_type for t in graph.initializer})
     outputs = {o.name for o in graph.output}
 
@@ -80,8 +86,13 @@ def _fold_round_trips(graph: onnx.GraphProto) -> None:
             first = producers.get(src)
             if types.get(src) == to:
                 rename[node.output[0]] = src
-            elif (to == F32 and first is not None and first.op_type == "Cast"
-                  and cast_to(first) == F16 and types.get(first.input[0]) == F32):
+            elif (
+                to == F32
+                and first is not None
+                and first.op_type == "Cast"
+                and cast_to(first) == F16
+                and types.get(first.input[0]) == F32
+            ):
                 rename[node.output[0]] = first.input[0]
         if not rename:
             break

@@ -1,4 +1,5 @@
 """Small ONNX graph surgery: topological sort and merging graphs by shared tensor names."""
+
 from __future__ import annotations
 
 from typing import Iterable, List, Set
@@ -36,8 +37,7 @@ def prefix_graph(graph: onnx.GraphProto, prefix: str, keep: Iterable[str]) -> on
         return name if name in keep else prefix + name
 
     for node in g.node:
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-               for a in node.attribute):
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             raise ValueError("subgraphs are not supported by prefix_graph")
         node.name = prefix + node.name
         node.input[:] = [rn(i) for i in node.input]

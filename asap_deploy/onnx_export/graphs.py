@@ -17,6 +17,7 @@ LR-only edge channel is skipped), ``label_ids`` takes ``label_map`` and does the
 (which the plugin turns into a row gather), ``label_ids_edges`` also takes ``instance_map``
 because the MLP sees the edge channel; ``rgb``/``rgb_edges`` likewise for RGB input.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,13 @@ from ..model import ASAPNetGenerator, InputEncoder
 INPUT_MODES = ("one-hot", "labels", "rgb")
 STAGE_MODES = ("one_hot", "label_ids", "label_ids_edges", "rgb", "rgb_edges")
 _FIRST_INPUT = {"one-hot": "label", "labels": "label_map", "rgb": "rgb"}
-_STAGE_INPUT_MODE = {"one_hot": "one-hot", "label_ids": "labels", "label_ids_edges": "labels",
-                     "rgb": "rgb", "rgb_edges": "rgb"}
+_STAGE_INPUT_MODE = {
+    "one_hot": "one-hot",
+    "label_ids": "labels",
+    "label_ids_edges": "labels",
+    "rgb": "rgb",
+    "rgb_edges": "rgb",
+}
 
 
 def generator_input_names(cfg: GeneratorConfig, input_mode: str) -> List[str]:
@@ -85,7 +91,7 @@ class StageGraph(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         *inputs, params = xs
         label = self.inputs(*inputs)
-        hr = label[:, :self.hr]
+        hr = label[:, : self.hr]
         return self.gen.pixelwise_mlp(hr.to(self.gen.compute_dtype), params)
 
 
@@ -108,8 +114,9 @@ class TensorSpec:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
 
 
-def input_specs(cfg: GeneratorConfig, names: List[str], height: int, width: int,
-                label_dtype: str = "float32") -> List[TensorSpec]:
+def input_specs(
+    cfg: GeneratorConfig, names: List[str], height: int, width: int, label_dtype: str = "float32"
+) -> List[TensorSpec]:
     out = []
     for n in names:
         if n == "label":

@@ -2,6 +2,7 @@
 
 Reading and verifying a manifest (file hashes, schema) is ``asap_deploy.export_folder``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,13 +28,25 @@ def versions() -> Dict[str, str]:
 
     from .. import __version__
 
-    return {"asap_deploy": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
+    return {
+        "asap_deploy": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def build_manifest(cfg: GeneratorConfig, height: int, width: int, input_mode: str,
-                   files: List[Dict[str, Any]], source: Dict[str, Any],
-                   parity: Dict[str, Any], plugin_mode: str) -> Dict[str, Any]:
+def build_manifest(
+    cfg: GeneratorConfig,
+    height: int,
+    width: int,
+    input_mode: str,
+    files: List[Dict[str, Any]],
+    source: Dict[str, Any],
+    parity: Dict[str, Any],
+    plugin_mode: str,
+) -> Dict[str, Any]:
     spec = cfg.mlp_spec
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -48,14 +61,25 @@ def build_manifest(cfg: GeneratorConfig, height: int, width: int, input_mode: st
         "mlp": {
             "channels": spec.channels,
             "num_params": spec.num_params,
-            "layers": [{"c_in": l.c_in, "c_out": l.c_out, "bias_offset": l.bias_offset,
-                        "weight_offset": l.weight_offset} for l in spec.layers],
+            "layers": [
+                {
+                    "c_in": l.c_in,
+                    "c_out": l.c_out,
+                    "bias_offset": l.bias_offset,
+                    "weight_offset": l.weight_offset,
+                }
+                for l in spec.layers
+            ],
             "periods": spec.periods,
             "macs_per_pixel": spec.macs_per_pixel,
         },
-        "plugin": {"op_type": PLUGIN_OP, "domain": PLUGIN_DOMAIN, "version": PLUGIN_VERSION,
-                   "namespace": PLUGIN_NAMESPACE,
-                   "attributes": node_attributes(cfg, plugin_mode)},
+        "plugin": {
+            "op_type": PLUGIN_OP,
+            "domain": PLUGIN_DOMAIN,
+            "version": PLUGIN_VERSION,
+            "namespace": PLUGIN_NAMESPACE,
+            "attributes": node_attributes(cfg, plugin_mode),
+        },
         "files": files,
         "parity": parity,
         "versions": versions(),
@@ -63,7 +87,12 @@ def build_manifest(cfg: GeneratorConfig, height: int, width: int, input_mode: st
 
 
 def file_entry(art: ExportedGraph, data: bytes) -> Dict[str, Any]:
-    return {"file": art.filename, "graph": art.graph, "precision": art.precision,
-            "sha256": sha256(data), "bytes": len(data),
-            "inputs": [t.to_dict() for t in art.inputs],
-            "outputs": [t.to_dict() for t in art.outputs]}
+    return {
+        "file": art.filename,
+        "graph": art.graph,
+        "precision": art.precision,
+        "sha256": sha256(data),
+        "bytes": len(data),
+        "inputs": [t.to_dict() for t in art.inputs],
+        "outputs": [t.to_dict() for t in art.outputs],
+    }

@@ -14,6 +14,7 @@ Node contract (documented in README and engines/plugin/README.md):
            1: ``params`` (B, num_params, H/S, W/S), same float type as the output.
   output   0: ``image`` (B, out_channels, H, W), type of ``params``.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Union
@@ -46,13 +47,25 @@ def function_from_graph(graph: onnx.GraphProto, attrs: Dict[str, object]) -> onn
         nodes.append(helper.make_node("Constant", [], [t.name], value=t))
     nodes.extend(graph.node)
     return helper.make_function(
-        PLUGIN_DOMAIN, PLUGIN_OP, [i.name for i in graph.input], [o.name for o in graph.output],
-        nodes, [helper.make_opsetid("", OPSET)], attributes=sorted(attrs))
+        PLUGIN_DOMAIN,
+        PLUGIN_OP,
+        [i.name for i in graph.input],
+        [o.name for o in graph.output],
+        nodes,
+        [helper.make_opsetid("", OPSET)],
+        attributes=sorted(attrs),
+    )
 
 
-def build_plugin_model(front: onnx.ModelProto, stage: onnx.ModelProto, cfg: GeneratorConfig,
-                       plugin_mode: str, node_input: str, image_dtype: int,
-                       encoder: Optional[onnx.ModelProto] = None) -> onnx.ModelProto:
+def build_plugin_model(
+    front: onnx.ModelProto,
+    stage: onnx.ModelProto,
+    cfg: GeneratorConfig,
+    plugin_mode: str,
+    node_input: str,
+    image_dtype: int,
+    encoder: Optional[onnx.ModelProto] = None,
+) -> onnx.ModelProto:
     """Graph inputs -> [encoder ->] front (G, outputs ``params``) -> custom node -> ``image``.
 
     ``node_input`` names the tensor fed to the node's first input; it is cast to the stage's
@@ -62,8 +75,11 @@ def build_plugin_model(front: onnx.ModelProto, stage: onnx.ModelProto, cfg: Gene
     attrs = node_attributes(cfg, plugin_mode)
     stage_in = {i.name: i.type.tensor_type.elem_type for i in stage.graph.input}
     stage_out = stage.graph.output[0].type.tensor_type.elem_type
-    parts = ([prefix_graph(encoder.graph, "encoder/", [i.name for i in encoder.graph.input]
-                           + ["label"])] if encoder is not None else [])
+    parts = (
+        [prefix_graph(encoder.graph, "encoder/", [i.name for i in encoder.graph.input] + ["label"])]
+        if encoder is not None
+        else []
+    )
     front_keep = [i.name for i in front.graph.input] + ["params"]
     parts.append(prefix_graph(front.graph, "g/", front_keep))
     first = parts[0]
@@ -72,32 +88,43 @@ def build_plugin_model(front: onnx.ModelProto, stage: onnx.ModelProto, cfg: Gene
     inits = [t for p in parts for t in p.initializer]
     value_info = [v for p in parts for v in p.value_info]
     value_info += [o for p in parts[:-1] for o in p.output]  # encoder's `label`
-    value_info.append(parts[-1].output[0])                   # `params`
+    value_info.append(parts[-1].output[0])  # `params`
 
     feed = node_input
     want = stage_in[list(stage_in)[0]]
     have = _elem_type(node_input, first, value_info)
     if have != want:
         feed = f"{node_input}_cast"
-        nodes.append(helper.make_node("Cast", [node_input], [feed], to=want,
-                                      name=f"cast_{node_input}"))
+        nodes.append(helper.make_node("Cast", [node_input], [feed], to=want, name=f"cast_{node_input}"))
     out_name = "image" if stage_out == image_dtype else "image_stage"
-    nodes.append(helper.make_node(
-        PLUGIN_OP, [feed, "params"], [out_name], name="spatial_mlp", domain=PLUGIN_DOMAIN,
-        plugin_version=PLUGIN_VERSION, plugin_namespace=PLUGIN_NAMESPACE, **attrs))
+    nodes.append(
+        helper.make_node(
+            PLUGIN_OP,
+            [feed, "params"],
+            [out_name],
+            name="spatial_mlp",
+            domain=PLUGIN_DOMAIN,
+            plugin_version=PLUGIN_VERSION,
+            plugin_namespace=PLUGIN_NAMESPACE,
+            **attrs,
+        )
+    )
     if out_name != "image":
-        nodes.append(helper.make_node("Cast", [out_name], ["image"], to=image_dtype,
-                                      name="cast_image"))
+        nodes.append(helper.make_node("Cast", [out_name], ["image"], to=image_dtype, name="cast_image"))
     image = onnx.ValueInfoProto()
     image.CopyFrom(stage.graph.output[0])
     image.type.tensor_type.elem_type = image_dtype
 
-    graph = helper.make_graph(nodes, "asapnet_plugin", list(first.input), [image],
-                              initializer=inits, value_info=value_info)
+    graph = helper.make_graph(
+        nodes, "asapnet_plugin", list(first.input), [image], initializer=inits, value_info=value_info
+    )
     toposort(graph)
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(PLUGIN_DOMAIN, 1)],
-        functions=[function_from_graph(stage.graph, attrs)], producer_name="asap_deploy")
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(PLUGIN_DOMAIN, 1)],
+        functions=[function_from_graph(stage.graph, attrs)],
+        producer_name="asap_deploy",
+    )
     model.ir_version = front.ir_version
     return model
 
@@ -115,4 +142,3 @@ def read_node_attributes(model: onnx.ModelProto) -> Dict[str, object]:
         if node.op_type == PLUGIN_OP:
             return {a.name: helper.get_attribute_value(a) for a in node.attribute}
     raise KeyError(f"no {PLUGIN_OP} node in the model")
-

@@ -1,4 +1,5 @@
 """Parity of every exported graph against the FP32 PyTorch model, run in ONNX Runtime (CPU)."""
+
 from __future__ import annotations
 
 from typing import Dict
@@ -12,7 +13,7 @@ from ..model import ASAPNetGenerator
 from ..sample_inputs import scene_feeds
 from .exporter import ExportedGraph
 
-FP32_MAX_ABS = 1e-4   # image, FP32 graphs
+FP32_MAX_ABS = 1e-4  # image, FP32 graphs
 FP16_MIN_PSNR = 40.0  # image in [-1, 1], FP16 graphs
 
 
@@ -32,8 +33,14 @@ def passes(metrics: Dict[str, float], precision: str, image: bool) -> bool:
     return metrics["psnr_db"] >= FP16_MIN_PSNR
 
 
-def verify(gen: ASAPNetGenerator, graphs: Dict[str, ExportedGraph], height: int, width: int,
-           batch: int = 1, seed: int = 1) -> Dict[str, Dict]:
+def verify(
+    gen: ASAPNetGenerator,
+    graphs: Dict[str, ExportedGraph],
+    height: int,
+    width: int,
+    batch: int = 1,
+    seed: int = 1,
+) -> Dict[str, Dict]:
     """{graph: metrics + 'ok'}; inputs are fresh (another seed than the tracing examples)."""
     cfg = gen.config
     feeds = scene_feeds(cfg, batch, height, width, seed)

@@ -3,6 +3,7 @@
 They live inside the package (``package_data`` in setup.cfg) so that a regular, non-editable
 install carries them; ``export/README.md`` documents them.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def load_preset(name: str) -> Preset:
     path = PRESET_DIR / f"{name}.json"
     if not path.is_file():
         if not preset_names():
-            raise ConfigError(f"no presets in {PRESET_DIR}: this installation of asap_deploy "
-                              f"lacks its data files; reinstall it (pip install asap_deploy)")
+            raise ConfigError(
+                f"no presets in {PRESET_DIR}: this installation of asap_deploy "
+                f"lacks its data files; reinstall it (pip install asap_deploy)"
+            )
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
     d = json.loads(path.read_text())
     return Preset(d["name"], int(d["height"]), int(d["width"]), dict(d["generator"]))

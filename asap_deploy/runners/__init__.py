@@ -1,4 +1,5 @@
 """Every backend behind one interface (``Runner``), created by name from a registry."""
+
 from __future__ import annotations
 
 from .base import InferenceError, Runner, RunnerStateError, RunnerUnavailable
@@ -6,5 +7,15 @@ from .registry import Backend, RunContext, get, names, register
 
 BACKENDS = tuple(names())
 
-__all__ = ["BACKENDS", "Backend", "InferenceError", "RunContext", "Runner", "RunnerStateError",
-           "RunnerUnavailable", "get", "names", "register"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "InferenceError",
+    "RunContext",
+    "Runner",
+    "RunnerStateError",
+    "RunnerUnavailable",
+    "get",
+    "names",
+    "register",
+]

@@ -13,6 +13,7 @@ Per iteration the timing harness calls ``upload(feeds)`` (host -> device), ``com
 (asynchronous on a GPU), ``synchronize()`` and ``download()`` (device -> host), so that transfers
 and compute are timed apart, trtexec-style; ``infer`` is those four after a full input check.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -38,9 +39,9 @@ class InferenceError(AsapDeployError):
 
 class Runner:
     name: str = "runner"
-    device: str = "cpu"         # "cpu" or "cuda": decides CPU timers vs CUDA events
+    device: str = "cpu"  # "cpu" or "cuda": decides CPU timers vs CUDA events
     precision: str = "fp32"
-    graph_capturable = False    # compute() may be captured into a CUDA graph
+    graph_capturable = False  # compute() may be captured into a CUDA graph
 
     def __init__(self, value_rules: Optional[Mapping[str, ValueRule]] = None) -> None:
         self.is_active = False
@@ -75,14 +76,18 @@ class Runner:
 
     def __del__(self) -> None:
         if getattr(self, "is_active", False):
-            warnings.warn(f"runner {self.name} was never deactivated: call deactivate() or use it "
-                          f"as a context manager, or its GPU memory stays in use", ResourceWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"runner {self.name} was never deactivated: call deactivate() or use it "
+                f"as a context manager, or its GPU memory stays in use",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
     def _require_active(self) -> None:
         if not self.is_active:
-            raise RunnerStateError(f"{self.name} is not active: call activate() first (or use "
-                                   f"`with runner:`)")
+            raise RunnerStateError(
+                f"{self.name} is not active: call activate() first (or use `with runner:`)"
+            )
 
     # -- what it takes ------------------------------------------------------------------------
     def input_metadata(self) -> Dict[str, TensorMeta]:
@@ -91,7 +96,8 @@ class Runner:
         if self._metadata is None:
             self._metadata = {
                 n: TensorMeta(m.name, m.dtype, m.shape, self.value_rules.get(n, m.rule))
-                for n, m in self.input_metadata_impl().items()}
+                for n, m in self.input_metadata_impl().items()
+            }
         return self._metadata
 
     def batch_range(self) -> Optional[Tuple[int, int]]:

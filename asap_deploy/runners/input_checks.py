@@ -5,6 +5,7 @@ PyTorch generator's configuration); ``ValueRule`` adds what the file cannot say 
 ids, finiteness). Arrays may be numpy or torch tensors (on any device: the value checks run
 where the data is).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ DONT_CARE = 255  # the authors' loader maps label 255 to label_nc
 
 @dataclass(frozen=True)
 class ValueRule:
-    ids_below: Optional[int] = None   # integer class ids: 0 .. ids_below-1, or 255
-    finite: bool = False              # float tensors: no NaN / inf
-    meaning: str = ""                 # said in messages: what the tensor is
+    ids_below: Optional[int] = None  # integer class ids: 0 .. ids_below-1, or 255
+    finite: bool = False  # float tensors: no NaN / inf
+    meaning: str = ""  # said in messages: what the tensor is
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,12 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def check_feeds(metas: Mapping[str, TensorMeta], feeds: Mapping[str, Any], values: bool = True,
-                batch_range: Optional[Tuple[int, int]] = None) -> int:
+def check_feeds(
+    metas: Mapping[str, TensorMeta],
+    feeds: Mapping[str, Any],
+    values: bool = True,
+    batch_range: Optional[Tuple[int, int]] = None,
+) -> int:
     """Raise InputError naming the first problem; return the batch size."""
     if not isinstance(feeds, Mapping):
         raise InputError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
@@ -73,20 +78,24 @@ def check_feeds(metas: Mapping[str, TensorMeta], feeds: Mapping[str, Any], value
             raise InputError(f"input {name!r} is {dt.name}, expected {meta.describe()}")
         shape = tuple(x.shape)
         if len(shape) != len(meta.shape) or any(
-                want is not None and got != want for got, want in zip(shape, meta.shape)):
+            want is not None and got != want for got, want in zip(shape, meta.shape)
+        ):
             raise InputError(f"input {name!r} has shape {list(shape)}, expected {meta.describe()}")
         if batch is not None and shape[0] != batch:
-            raise InputError(f"input {name!r} has batch {shape[0]} but the other inputs have "
-                             f"{batch}: give every input the same batch size")
+            raise InputError(
+                f"input {name!r} has batch {shape[0]} but the other inputs have "
+                f"{batch}: give every input the same batch size"
+            )
         batch = shape[0]
         if values:
             check_values(name, x, meta.rule)
-    if batch is not None and batch_range is not None and not \
-            batch_range[0] <= batch <= batch_range[1]:
+    if batch is not None and batch_range is not None and not batch_range[0] <= batch <= batch_range[1]:
         lo, hi = batch_range
-        raise InputError(f"batch {batch} is outside this engine's profile ({lo}..{hi}): feed "
-                         f"batches of {lo}..{hi}, or rebuild the engine with --batch {lo} {lo} "
-                         f"{max(batch, hi)}")
+        raise InputError(
+            f"batch {batch} is outside this engine's profile ({lo}..{hi}): feed "
+            f"batches of {lo}..{hi}, or rebuild the engine with --batch {lo} {lo} "
+            f"{max(batch, hi)}"
+        )
     return int(batch or 0)
 
 
@@ -136,9 +145,11 @@ def check_values(name: str, x: Any, rule: ValueRule) -> None:
         raise InputError(
             f"{_named(name)} holds class id {value} ({count} pixel{'s' * (count > 1)}, first at "
             f"{where}); this model knows ids 0..{rule.ids_below - 1} and {DONT_CARE} (don't care): "
-            f"is the label map for another dataset, or a colour image rather than class ids?")
-    raise InputError(f"{_named(name)} holds {count} NaN/inf value{'s' * (count > 1)} (first "
-                     f"{value} at {where})")
+            f"is the label map for another dataset, or a colour image rather than class ids?"
+        )
+    raise InputError(
+        f"{_named(name)} holds {count} NaN/inf value{'s' * (count > 1)} (first {value} at {where})"
+    )
 
 
 def value_rules(cfg) -> Dict[str, ValueRule]:

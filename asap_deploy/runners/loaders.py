@@ -5,6 +5,7 @@ engine (sidecar checked); ``EngineFromOnnx`` -> the engine of an ONNX file under
 built (in a child process) only when it is missing or was built from another ONNX file.
 Nothing is loaded when a loader is made, so a harness can list all backends and hold one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,11 @@ from ..errors import AsapDeployError
 from ..hash_cache import sha256_file
 from .base import RunnerUnavailable
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-             "trt": "TensorrtExecutionProvider"}
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
 
 
 class SessionFromOnnx:
@@ -30,8 +34,10 @@ class SessionFromOnnx:
 
         want = PROVIDERS[self.provider]
         if want not in ort.get_available_providers():
-            raise RunnerUnavailable(f"onnxruntime {ort.__version__} here has no {want} (install "
-                                    f"onnxruntime-gpu for CUDA/TensorRT execution providers)")
+            raise RunnerUnavailable(
+                f"onnxruntime {ort.__version__} here has no {want} (install "
+                f"onnxruntime-gpu for CUDA/TensorRT execution providers)"
+            )
         if not self.path.is_file():
             raise RunnerUnavailable(f"{self.path} not exported")
         opts = ort.SessionOptions()
@@ -50,8 +56,9 @@ class SessionFromOnnx:
 class EngineFromPath:
     """A built engine (``.plan`` + sidecar): -> (engine, sidecar, tensorrt module)."""
 
-    def __init__(self, plan: Path, module: str = "auto", plugin: str = "auto",
-                 kernel_library: Optional[Path] = None) -> None:
+    def __init__(
+        self, plan: Path, module: str = "auto", plugin: str = "auto", kernel_library: Optional[Path] = None
+    ) -> None:
         self.plan, self.module, self.plugin = Path(plan), module, plugin
         self.kernel_library = kernel_library
 
@@ -93,9 +100,15 @@ def stale(plan: Path, onnx_path: Path, plugin: str = "auto") -> Optional[str]:
 class EngineFromOnnx:
     """The engine of ``onnx_path`` under the naming rule, built first when needed."""
 
-    def __init__(self, onnx_path: Path, module: str = "auto", plugin: str = "auto",
-                 batch: Sequence[int] = (1, 1, 1), kernel_library: Optional[Path] = None,
-                 progress: bool = False) -> None:
+    def __init__(
+        self,
+        onnx_path: Path,
+        module: str = "auto",
+        plugin: str = "auto",
+        batch: Sequence[int] = (1, 1, 1),
+        kernel_library: Optional[Path] = None,
+        progress: bool = False,
+    ) -> None:
         self.onnx, self.module, self.plugin = Path(onnx_path), module, plugin
         self.batch = tuple(batch)
         self.kernel_library, self.progress = kernel_library, progress
@@ -108,9 +121,15 @@ class EngineFromOnnx:
         _, flavour = import_tensorrt(self.module)
         plan = engine_path(self.onnx, flavour, self.batch)
         if stale(plan, self.onnx, self.plugin):
-            build_engine_isolated(self.onnx, plan, module=flavour, plugin=self.plugin,
-                                  batch=self.batch, kernel_library=self.kernel_library,
-                                  progress=self.progress)
+            build_engine_isolated(
+                self.onnx,
+                plan,
+                module=flavour,
+                plugin=self.plugin,
+                batch=self.batch,
+                kernel_library=self.kernel_library,
+                progress=self.progress,
+            )
         return EngineFromPath(plan, flavour, self.plugin, self.kernel_library)()
 
 

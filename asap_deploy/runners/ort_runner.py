@@ -1,4 +1,5 @@
 """ONNX Runtime backends: CPU, CUDA and TensorRT execution providers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,17 +12,26 @@ from .base import InferenceError, Runner
 from .input_checks import TensorMeta, ValueRule, is_torch
 from .loaders import SessionFromOnnx, unavailable
 
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-               "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8,
-               "tensor(bool)": np.bool_}
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
 class OrtRunner(Runner):
     """ORT on one graph. Transfers are inside ``run``: H2D/D2H are not separable."""
 
-    def __init__(self, source: Union[Path, str, Callable[[], Any]], precision: str = "fp32",
-                 name: Optional[str] = None, value_rules: Optional[Mapping[str, ValueRule]] = None
-                 ) -> None:
+    def __init__(
+        self,
+        source: Union[Path, str, Callable[[], Any]],
+        precision: str = "fp32",
+        name: Optional[str] = None,
+        value_rules: Optional[Mapping[str, ValueRule]] = None,
+    ) -> None:
         super().__init__(value_rules)
         self.source = source if callable(source) else SessionFromOnnx(Path(source))
         self.provider = getattr(self.source, "provider", "cpu")
@@ -47,8 +57,9 @@ class OrtRunner(Runner):
         return out
 
     def upload_impl(self, feeds: Mapping[str, Any]) -> None:
-        self.feeds = {n: (feeds[n].detach().cpu().numpy() if is_torch(feeds[n]) else feeds[n])
-                      for n in self.inputs}
+        self.feeds = {
+            n: (feeds[n].detach().cpu().numpy() if is_torch(feeds[n]) else feeds[n]) for n in self.inputs
+        }
 
     def compute_impl(self) -> None:
         try:

@@ -2,6 +2,7 @@
 pattern). ``available(ctx)`` says why a backend cannot run here without loading anything;
 ``create(ctx)`` returns an inactive runner holding only lazy loaders.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,9 +23,9 @@ class RunContext:
     export: ExportFolder
     batch: int = 1
     trt_module: str = "auto"
-    device: Optional[str] = None            # torch device for the PyTorch backends
+    device: Optional[str] = None  # torch device for the PyTorch backends
     kernel_library: Optional[Path] = None
-    input_mode: str = "one-hot"             # what the PyTorch backends are fed
+    input_mode: str = "one-hot"  # what the PyTorch backends are fed
     load_generator: Optional[Callable[[], object]] = None  # default: the export's source model
     _generator: object = field(default=None, repr=False)
 
@@ -41,11 +42,11 @@ class RunContext:
 @dataclass(frozen=True)
 class Backend:
     name: str
-    family: str                                          # torch | onnxruntime | tensorrt
+    family: str  # torch | onnxruntime | tensorrt
     precision: str
     summary: str
     factory: Callable[[RunContext], Runner]
-    requirement: Callable[[RunContext], Optional[str]]   # None: can run here; else why not
+    requirement: Callable[[RunContext], Optional[str]]  # None: can run here; else why not
 
     def reason(self, ctx: RunContext) -> Optional[str]:
         return self.requirement(ctx)
@@ -111,8 +112,7 @@ def _needs_cuda(ctx: RunContext) -> Optional[str]:
 def _graph_missing(ctx: RunContext, graph: str, precision: str) -> Optional[str]:
     if ctx.export.has_graph(graph, precision):
         return None
-    return (f"no {precision} {graph} graph in {ctx.export.path} (export with --precision "
-            f"fp32 fp16)")
+    return f"no {precision} {graph} graph in {ctx.export.path} (export with --precision fp32 fp16)"
 
 
 def _first(*checks: Callable[[], Optional[str]]) -> Optional[str]:
@@ -133,17 +133,23 @@ def _torch_eager(precision: str) -> Backend:
         from .torch_runner import TorchEagerRunner
 
         device = ctx.device or ("cuda" if cuda_available() else "cpu")
-        return TorchEagerRunner(ctx.generator, precision, device, ctx.input_mode,
-                                _resolution(ctx), ctx.rules())
+        return TorchEagerRunner(
+            ctx.generator, precision, device, ctx.input_mode, _resolution(ctx), ctx.rules()
+        )
 
     def requirement(ctx: RunContext) -> Optional[str]:
         if precision == "fp16" and not cuda_available():
-            return ("FP16 convolutions on the CPU are emulated (minutes per image); measured on a "
-                    "GPU only")
+            return "FP16 convolutions on the CPU are emulated (minutes per image); measured on a GPU only"
         return None
 
-    return Backend(f"torch-eager-{precision}", "torch", precision,
-                   "the PyTorch generator, eager (the authors' way)", factory, requirement)
+    return Backend(
+        f"torch-eager-{precision}",
+        "torch",
+        precision,
+        "the PyTorch generator, eager (the authors' way)",
+        factory,
+        requirement,
+    )
 
 
 def _torch_fused() -> Backend:
@@ -156,14 +162,21 @@ def _torch_fused() -> Backend:
         from ..fused_mlp import DEFAULT_DIR, KERNEL_LIBRARY
 
         lib = Path(ctx.kernel_library or DEFAULT_DIR / KERNEL_LIBRARY)
-        return _first(lambda: _needs_cuda(ctx),
-                      lambda: None if ctx.input_mode == "one-hot" else
-                      "fed the one-hot label only (the harness's input)",
-                      lambda: None if lib.is_file() else
-                      f"kernel library {lib} not built (python -m asap_deploy.build_plugin)")
+        return _first(
+            lambda: _needs_cuda(ctx),
+            lambda: (
+                None if ctx.input_mode == "one-hot" else "fed the one-hot label only (the harness's input)"
+            ),
+            lambda: (
+                None
+                if lib.is_file()
+                else f"kernel library {lib} not built (python -m asap_deploy.build_plugin)"
+            ),
+        )
 
-    return Backend("torch-fused-fp16", "torch", "fp16",
-                   "G in PyTorch + the fused MLP kernel", factory, requirement)
+    return Backend(
+        "torch-fused-fp16", "torch", "fp16", "G in PyTorch + the fused MLP kernel", factory, requirement
+    )
 
 
 def _ort(provider: str, precision: str) -> Backend:
@@ -175,20 +188,30 @@ def _ort(provider: str, precision: str) -> Backend:
 
         device_id = int(ctx.device.split(":")[1]) if ctx.device and ":" in ctx.device else 0
         path = ctx.export.graph_path("asapnet", precision)
-        return OrtRunner(SessionFromOnnx(path, provider, device_id), precision,
-                         value_rules=ctx.rules())
+        return OrtRunner(SessionFromOnnx(path, provider, device_id), precision, value_rules=ctx.rules())
 
     def requirement(ctx: RunContext) -> Optional[str]:
         import onnxruntime
 
         want = PROVIDERS[provider]
-        return _first(lambda: None if want in ort_providers() else
-                      f"onnxruntime {onnxruntime.__version__} here has no {want} (install "
-                      f"onnxruntime-gpu for CUDA/TensorRT execution providers)",
-                      lambda: _graph_missing(ctx, "asapnet", precision))
+        return _first(
+            lambda: (
+                None
+                if want in ort_providers()
+                else f"onnxruntime {onnxruntime.__version__} here has no {want} (install "
+                f"onnxruntime-gpu for CUDA/TensorRT execution providers)"
+            ),
+            lambda: _graph_missing(ctx, "asapnet", precision),
+        )
 
-    return Backend(f"ort-{provider}-{precision}", "onnxruntime", precision,
-                   f"ONNX Runtime, {PROVIDERS[provider]}", factory, requirement)
+    return Backend(
+        f"ort-{provider}-{precision}",
+        "onnxruntime",
+        precision,
+        f"ONNX Runtime, {PROVIDERS[provider]}",
+        factory,
+        requirement,
+    )
 
 
 def _trt(graph: str, precision: str) -> Backend:
@@ -199,35 +222,55 @@ def _trt(graph: str, precision: str) -> Backend:
         from .trt_runner import TrtRunner
 
         path = ctx.export.graph_path(graph, precision)
-        source = EngineFromOnnx(path, ctx.trt_module, plugin, (ctx.batch,) * 3,
-                                ctx.kernel_library)
-        return TrtRunner(source, precision, ctx.trt_module, plugin, ctx.batch,
-                         device=ctx.device if ctx.device and ctx.device.startswith("cuda")
-                         else "cuda", value_rules=ctx.rules())
+        source = EngineFromOnnx(path, ctx.trt_module, plugin, (ctx.batch,) * 3, ctx.kernel_library)
+        return TrtRunner(
+            source,
+            precision,
+            ctx.trt_module,
+            plugin,
+            ctx.batch,
+            device=ctx.device if ctx.device and ctx.device.startswith("cuda") else "cuda",
+            value_rules=ctx.rules(),
+        )
 
     def plugin_missing(ctx: RunContext) -> Optional[str]:
         from ..engine.plugins import NO_PLUGIN_NOTE, auto_choice
         from ..engine.trt_module import import_tensorrt
 
-        if plugin == "none" or auto_choice(import_tensorrt(ctx.trt_module)[1],
-                                           ctx.kernel_library) != "none":
+        if plugin == "none" or auto_choice(import_tensorrt(ctx.trt_module)[1], ctx.kernel_library) != "none":
             return None
         return NO_PLUGIN_NOTE.split(":")[0] + " (python -m asap_deploy.build_plugin)"
 
     def requirement(ctx: RunContext) -> Optional[str]:
-        return _first(lambda: _needs_cuda(ctx),
-                      lambda: tensorrt_missing(ctx.trt_module),
-                      lambda: _graph_missing(ctx, graph, precision),
-                      lambda: plugin_missing(ctx))
+        return _first(
+            lambda: _needs_cuda(ctx),
+            lambda: tensorrt_missing(ctx.trt_module),
+            lambda: _graph_missing(ctx, graph, precision),
+            lambda: plugin_missing(ctx),
+        )
 
     tag = "-plugin" if graph == "asapnet_plugin" else ""
-    return Backend(f"trt{tag}-{precision}", "tensorrt", precision,
-                   f"TensorRT engine of {graph}" + (" with the ASAP_SpatialMLP plugin" if tag else
-                                                    " (standard ops)"), factory, requirement)
+    return Backend(
+        f"trt{tag}-{precision}",
+        "tensorrt",
+        precision,
+        f"TensorRT engine of {graph}" + (" with the ASAP_SpatialMLP plugin" if tag else " (standard ops)"),
+        factory,
+        requirement,
+    )
 
 
-for _b in (_torch_eager("fp32"), _torch_eager("fp16"), _torch_fused(),
-           _ort("cpu", "fp32"), _ort("cpu", "fp16"), _ort("cuda", "fp32"), _ort("cuda", "fp16"),
-           _ort("trt", "fp16"), _trt("asapnet", "fp32"), _trt("asapnet", "fp16"),
-           _trt("asapnet_plugin", "fp16")):
+for _b in (
+    _torch_eager("fp32"),
+    _torch_eager("fp16"),
+    _torch_fused(),
+    _ort("cpu", "fp32"),
+    _ort("cpu", "fp16"),
+    _ort("cuda", "fp32"),
+    _ort("cuda", "fp16"),
+    _ort("trt", "fp16"),
+    _trt("asapnet", "fp32"),
+    _trt("asapnet", "fp16"),
+    _trt("asapnet_plugin", "fp16"),
+):
     register(_b)

@@ -1,4 +1,5 @@
 """PyTorch backends: the eager generator (the authors' way of running it) and G + fused kernel."""
+
 from __future__ import annotations
 
 import copy
@@ -27,11 +28,16 @@ class TorchEagerRunner(Runner):
     (the harness), ``label_map`` (+``instance_map``) or ``rgb``, encoded on the device.
     """
 
-    def __init__(self, gen: Union[ASAPNetGenerator, Callable[[], ASAPNetGenerator]],
-                 precision: str = "fp32", device: str = "cuda", input_mode: str = "one-hot",
-                 resolution: Optional[tuple] = None,
-                 value_rules: Optional[Mapping[str, ValueRule]] = None,
-                 channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        gen: Union[ASAPNetGenerator, Callable[[], ASAPNetGenerator]],
+        precision: str = "fp32",
+        device: str = "cuda",
+        input_mode: str = "one-hot",
+        resolution: Optional[tuple] = None,
+        value_rules: Optional[Mapping[str, ValueRule]] = None,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__(value_rules)
         suffix = "-cl" if channels_last else ""
         self.name = f"torch-eager-{precision}{suffix}-{device.split(':')[0]}"
@@ -51,8 +57,9 @@ class TorchEagerRunner(Runner):
 
         dev = _torch_device(self.device)
         if self.precision == "fp16" and dev.type == "cpu":
-            raise RunnerUnavailable("FP16 convolutions on the CPU are emulated (minutes per image); "
-                                    "measured on a GPU only")
+            raise RunnerUnavailable(
+                "FP16 convolutions on the CPU are emulated (minutes per image); measured on a GPU only"
+            )
         gen0 = self._load()
         # a copy: the caller's generator (the parity reference) keeps its device and precision
         self.gen = copy.deepcopy(gen0).to(dev).to_precision(self.precision).eval()
@@ -75,13 +82,14 @@ class TorchEagerRunner(Runner):
         cfg = self.gen.config
         h, w = self.resolution or (cfg.height, 2 * cfg.height)
         names = generator_input_names(cfg, self.input_mode)
-        return {s.name: TensorMeta(s.name, np.dtype(s.dtype), (None,) + tuple(s.shape[1:]))
-                for s in input_specs(cfg, names, h, w)}
+        return {
+            s.name: TensorMeta(s.name, np.dtype(s.dtype), (None,) + tuple(s.shape[1:]))
+            for s in input_specs(cfg, names, h, w)
+        }
 
     def upload_impl(self, feeds: Mapping[str, Any]) -> None:
         torch = self.torch
-        xs = [torch.as_tensor(feeds[n]).to(self.dev, non_blocking=True)
-              for n in self.input_metadata()]
+        xs = [torch.as_tensor(feeds[n]).to(self.dev, non_blocking=True) for n in self.input_metadata()]
         with torch.no_grad():
             self.x = self.encoder(*xs)  # the generator's float `label`
             if self.channels_last:
@@ -103,10 +111,15 @@ class TorchFusedRunner(TorchEagerRunner):
     """G in PyTorch FP16 (channels-last), the pixelwise MLP in the fused CUDA kernel
     (libasap_spatial_mlp.so), fed the kernel's preferred parameter layout directly."""
 
-    def __init__(self, gen: Union[ASAPNetGenerator, Callable[[], ASAPNetGenerator]],
-                 kernel_library: Optional[Path] = None, resolution: Optional[tuple] = None,
-                 value_rules: Optional[Mapping[str, ValueRule]] = None,
-                 precision: str = "fp16", device: str = "cuda") -> None:
+    def __init__(
+        self,
+        gen: Union[ASAPNetGenerator, Callable[[], ASAPNetGenerator]],
+        kernel_library: Optional[Path] = None,
+        resolution: Optional[tuple] = None,
+        value_rules: Optional[Mapping[str, ValueRule]] = None,
+        precision: str = "fp16",
+        device: str = "cuda",
+    ) -> None:
         # precision/device other than fp16/cuda: a rehearsal on the CPU with the emulation build
         super().__init__(gen, precision, device, "one-hot", resolution, value_rules)
         self.name = f"torch-fused-{precision}-{device.split(':')[0]}"

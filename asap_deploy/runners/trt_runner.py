@@ -7,6 +7,7 @@ the matching loader. Buffers are torch CUDA tensors; a torch CUDA tensor of the 
 layout is bound as it is (no copy). Every TensorRT call that reports failure is checked and the
 error names the tensor.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,17 +27,26 @@ class TrtRunner(Runner):
     device = "cuda"
     graph_capturable = True
 
-    def __init__(self, source: Union[Path, str, Callable[[], Tuple[Any, Dict, Any]]],
-                 precision: Optional[str] = None, module: str = "auto", plugin: str = "auto",
-                 batch: int = 1, name: Optional[str] = None, device: str = "cuda",
-                 value_rules: Optional[Mapping[str, ValueRule]] = None,
-                 kernel_library: Optional[Path] = None) -> None:
+    def __init__(
+        self,
+        source: Union[Path, str, Callable[[], Tuple[Any, Dict, Any]]],
+        precision: Optional[str] = None,
+        module: str = "auto",
+        plugin: str = "auto",
+        batch: int = 1,
+        name: Optional[str] = None,
+        device: str = "cuda",
+        value_rules: Optional[Mapping[str, ValueRule]] = None,
+        kernel_library: Optional[Path] = None,
+    ) -> None:
         super().__init__(value_rules)
         if not callable(source):
             path = Path(source)
-            source = (EngineFromPath(path, module, plugin, kernel_library)
-                      if path.suffix != ".onnx" else
-                      EngineFromOnnx(path, module, plugin, (batch,) * 3, kernel_library))
+            source = (
+                EngineFromPath(path, module, plugin, kernel_library)
+                if path.suffix != ".onnx"
+                else EngineFromOnnx(path, module, plugin, (batch,) * 3, kernel_library)
+            )
         self.source = source
         graph = Path(getattr(source, "onnx", getattr(source, "plan", "engine"))).name
         self.precision = precision or ("fp16" if "fp16" in graph else "fp32")
@@ -68,8 +78,9 @@ class TrtRunner(Runner):
             self.context = self.engine.create_execution_context()
             if self.context is None:
                 self.engine = None
-                raise RunnerUnavailable(f"{self.name}: TensorRT could not create an execution "
-                                        f"context (out of GPU memory?)")
+                raise RunnerUnavailable(
+                    f"{self.name}: TensorRT could not create an execution context (out of GPU memory?)"
+                )
             self.stream = torch.cuda.Stream(self.dev)
         self.inputs, self.outputs, self.meta = [], [], {}
         self.profile: Dict[str, Tuple[tuple, tuple, tuple]] = {}
@@ -80,13 +91,14 @@ class TrtRunner(Runner):
             self.meta[name] = TensorMeta(name, dtype, tuple(None if d < 0 else d for d in shape))
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 self.inputs.append(name)
-                self.profile[name] = tuple(tuple(s) for s in
-                                           self.engine.get_tensor_profile_shape(name, 0))
+                self.profile[name] = tuple(tuple(s) for s in self.engine.get_tensor_profile_shape(name, 0))
             else:
                 self.outputs.append(name)
         if OUTPUT not in self.outputs:
-            raise RunnerUnavailable(f"{self.name}: the engine has no output {OUTPUT!r} (outputs: "
-                                    f"{', '.join(self.outputs)}): not an asap_deploy generator")
+            raise RunnerUnavailable(
+                f"{self.name}: the engine has no output {OUTPUT!r} (outputs: "
+                f"{', '.join(self.outputs)}): not an asap_deploy generator"
+            )
         self.buffers: Dict[str, Any] = {}
         self.bound: Dict[str, int] = {}
         self.batch = 0
@@ -113,8 +125,10 @@ class TrtRunner(Runner):
     def _bind(self, name: str, ptr: int) -> None:
         if self.bound.get(name) != ptr:
             if not self.context.set_tensor_address(name, ptr):
-                raise InferenceError(f"{self.name}: TensorRT refused the address of tensor "
-                                     f"{name!r} (misaligned or not device memory)")
+                raise InferenceError(
+                    f"{self.name}: TensorRT refused the address of tensor "
+                    f"{name!r} (misaligned or not device memory)"
+                )
             self.bound[name] = ptr
 
     def _set_batch(self, b: int) -> None:
@@ -123,13 +137,17 @@ class TrtRunner(Runner):
         for name in self.inputs:
             shape = (b,) + tuple(self.meta[name].shape[1:])
             if not self.context.set_input_shape(name, shape):
-                raise InferenceError(f"{self.name}: TensorRT rejected shape {list(shape)} for input "
-                                     f"{name!r} (engine profile {self.profile[name]})")
+                raise InferenceError(
+                    f"{self.name}: TensorRT rejected shape {list(shape)} for input "
+                    f"{name!r} (engine profile {self.profile[name]})"
+                )
         for name in self.inputs + self.outputs:
             shape = tuple(self.context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise InferenceError(f"{self.name}: TensorRT left tensor {name!r} with unknown "
-                                     f"shape {list(shape)} at batch {b}")
+                raise InferenceError(
+                    f"{self.name}: TensorRT left tensor {name!r} with unknown "
+                    f"shape {list(shape)} at batch {b}"
+                )
             buf = self.buffers.get(name)
             if buf is None or buf.shape[0] < shape[0]:
                 dtype = getattr(torch, self.meta[name].dtype.name)
@@ -160,9 +178,11 @@ class TrtRunner(Runner):
 
     def compute_impl(self) -> None:
         if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise InferenceError(f"{self.name}: execute_async_v3 failed (see TensorRT's message "
-                                 f"above); inputs were {', '.join(self.inputs)} at batch "
-                                 f"{self.batch}")
+            raise InferenceError(
+                f"{self.name}: execute_async_v3 failed (see TensorRT's message "
+                f"above); inputs were {', '.join(self.inputs)} at batch "
+                f"{self.batch}"
+            )
 
     def synchronize_impl(self) -> None:
         self.stream.synchronize()
@@ -171,4 +191,4 @@ class TrtRunner(Runner):
         return self.stream
 
     def output_impl(self) -> Any:
-        return self.buffers[OUTPUT][:self.batch]
+        return self.buffers[OUTPUT][: self.batch]

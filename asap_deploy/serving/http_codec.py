@@ -8,6 +8,7 @@ Every problem with a request is a :class:`RequestError`: its HTTP status and one
 what was expected. Multipart bodies are parsed in memory (python-multipart's push parser): nothing
 a request carries is spooled to disk.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,10 @@ RGB_BODY_TYPES = BODY_TYPES + ("image/jpeg", "image/bmp", "image/webp")
 MAIN_PARTS = ("label",)
 RGB_MAIN_PARTS = ("label", "image")
 INSTANCE_PART = "instance"
-USAGE = ("send the label map as the body with Content-Type: image/png, or multipart/form-data with "
-         "parts 'label' and 'instance'")
+USAGE = (
+    "send the label map as the body with Content-Type: image/png, or multipart/form-data with "
+    "parts 'label' and 'instance'"
+)
 
 
 class RequestError(InputError):
@@ -71,8 +74,10 @@ def media_type(content_type: Optional[str]) -> Tuple[str, Dict[str, str]]:
     from python_multipart.multipart import parse_options_header
 
     kind, params = parse_options_header(content_type or "")
-    return (kind.decode("latin-1").strip().lower(),
-            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in params.items()})
+    return (
+        kind.decode("latin-1").strip().lower(),
+        {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in params.items()},
+    )
 
 
 def split_request(content_type: Optional[str], body: bytes, model: ModelInput) -> Inputs:
@@ -84,11 +89,15 @@ def split_request(content_type: Optional[str], body: bytes, model: ModelInput) -
         mains = [n for n in names if n in parts]
         unknown = sorted(set(parts) - set(names) - {INSTANCE_PART})
         if unknown:
-            raise RequestError(f"unknown form part(s) {', '.join(map(repr, unknown))}: the parts "
-                               f"are {' or '.join(map(repr, names))} and {INSTANCE_PART!r}")
+            raise RequestError(
+                f"unknown form part(s) {', '.join(map(repr, unknown))}: the parts "
+                f"are {' or '.join(map(repr, names))} and {INSTANCE_PART!r}"
+            )
         if len(mains) != 1:
-            raise RequestError(f"the form needs exactly one part {' or '.join(map(repr, names))} "
-                               f"(the model's input image), got {len(mains)}")
+            raise RequestError(
+                f"the form needs exactly one part {' or '.join(map(repr, names))} "
+                f"(the model's input image), got {len(mains)}"
+            )
         inputs = Inputs(parts[mains[0]], parts.get(INSTANCE_PART))
     elif kind in (RGB_BODY_TYPES if model.rgb else BODY_TYPES):
         inputs = Inputs(body)
@@ -140,18 +149,25 @@ def parse_multipart(body: bytes, boundary: str) -> Dict[str, bytes]:
     def on_end() -> None:
         state["ended"] = True
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end})
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+            "on_end": on_end,
+        },
+    )
     try:
         parser.write(body)
         parser.finalize()
     except MultipartParseError as exc:
         raise RequestError(f"malformed multipart/form-data body ({one_line(exc)})") from None
     if not state["ended"]:
-        raise RequestError("malformed multipart/form-data body: it ends before its closing "
-                           "boundary")
+        raise RequestError("malformed multipart/form-data body: it ends before its closing boundary")
     return parts
 
 
@@ -180,29 +196,32 @@ def decode_image(data: bytes, what: str, model: ModelInput, ids: bool = True) ->
             fmt, (w, h) = img.format, img.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         head = data[:8]
-        raise RequestError(f"the {what} is not an image ({len(data)} bytes starting {head!r}): "
-                           f"{USAGE}") from None
+        raise RequestError(
+            f"the {what} is not an image ({len(data)} bytes starting {head!r}): {USAGE}"
+        ) from None
     if ids and fmt != "PNG":
-        raise RequestError(f"the {what} is a {fmt} image: ids must be stored losslessly, send a "
-                           f"PNG")
+        raise RequestError(f"the {what} is a {fmt} image: ids must be stored losslessly, send a PNG")
     if w * h > MAX_PIXELS_FACTOR * model.height * model.width:
-        raise RequestError(f"the {what} is {h} x {w} (H x W) but this model runs at "
-                           f"{model.height} x {model.width}")
+        raise RequestError(
+            f"the {what} is {h} x {w} (H x W) but this model runs at {model.height} x {model.width}"
+        )
     named = _NamedBytes(data, f"the {what}")
     return image_io.read_ids(named, what) if ids else image_io.read_rgb(named)
 
 
 def decode_inputs(inputs: Inputs, model: ModelInput) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """(main array, instance array or None) of a split request."""
-    main = decode_image(inputs.main, "RGB image" if model.rgb else "label map", model,
-                        ids=not model.rgb)
+    main = decode_image(inputs.main, "RGB image" if model.rgb else "label map", model, ids=not model.rgb)
     if model.needs_instance and inputs.instance is None:
-        raise RequestError("this model uses instance edges: send multipart/form-data with parts "
-                           "'label' (class ids) and 'instance' (instance ids, e.g. Cityscapes "
-                           "*_instanceIds.png)")
+        raise RequestError(
+            "this model uses instance edges: send multipart/form-data with parts "
+            "'label' (class ids) and 'instance' (instance ids, e.g. Cityscapes "
+            "*_instanceIds.png)"
+        )
     if not model.needs_instance and inputs.instance is not None:
-        raise RequestError("this model has no instance-edge channel (trained without instance "
-                           "maps): drop the 'instance' part")
-    inst = None if inputs.instance is None else decode_image(inputs.instance, "instance map",
-                                                             model)
+        raise RequestError(
+            "this model has no instance-edge channel (trained without instance "
+            "maps): drop the 'instance' part"
+        )
+    inst = None if inputs.instance is None else decode_image(inputs.instance, "instance map", model)
     return main, inst

@@ -15,6 +15,7 @@ usage statistics unless told not to. :func:`private_ray` starts Ray with
   dashboard, and ``RAY_ADDRESS`` ignored (always a new instance);
 - on the way out, ``ray.shutdown()``, then SIGKILL for any process of that instance still alive.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -78,14 +79,17 @@ class RaySession:
 
 def check_ray_dir_length(path: Path) -> None:
     if len(str(path)) + _SOCKET_SUFFIX > _UNIX_PATH_MAX:
-        raise ConfigError(f"Ray's sockets under {path} would exceed the {_UNIX_PATH_MAX}-byte "
-                          f"limit of a Unix socket path: use a folder of at most "
-                          f"{_UNIX_PATH_MAX - _SOCKET_SUFFIX} characters (--ray-dir, or TMPDIR)")
+        raise ConfigError(
+            f"Ray's sockets under {path} would exceed the {_UNIX_PATH_MAX}-byte "
+            f"limit of a Unix socket path: use a folder of at most "
+            f"{_UNIX_PATH_MAX - _SOCKET_SUFFIX} characters (--ray-dir, or TMPDIR)"
+        )
 
 
 @contextlib.contextmanager
-def private_ray(ray_dir: Optional[Path] = None, num_cpus: Optional[float] = None,
-                quiet: bool = True) -> Iterator[RaySession]:
+def private_ray(
+    ray_dir: Optional[Path] = None, num_cpus: Optional[float] = None, quiet: bool = True
+) -> Iterator[RaySession]:
     """``ray.init()`` of a new local instance as the module docstring says; undone on exit."""
     import logging
 
@@ -97,8 +101,9 @@ def private_ray(ray_dir: Optional[Path] = None, num_cpus: Optional[float] = None
     else:
         ray_dir = Path(ray_dir).resolve()
         ray_dir.mkdir(parents=True, exist_ok=True)
-    saved_env = {k: os.environ.get(k) for k in
-                 (*ENV, *DEFAULT_ENV, "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS")}
+    saved_env = {
+        k: os.environ.get(k) for k in (*ENV, *DEFAULT_ENV, "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS")
+    }
     saved_term = signal.getsignal(signal.SIGTERM)
     session = RaySession(ray_dir, own_dir)
     try:
@@ -113,12 +118,19 @@ def private_ray(ray_dir: Optional[Path] = None, num_cpus: Optional[float] = None
             os.environ["RAY_AUTH_TOKEN"] = _process_token()
         # its warning that token auth is on by default says what is intended here
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
-        ray.init(address="local", _temp_dir=str(ray_dir), include_dashboard=False,
-                 num_cpus=num_cpus, namespace="asap_deploy", log_to_driver=True,
-                 logging_level=logging.WARNING if quiet else logging.INFO)
+        ray.init(
+            address="local",
+            _temp_dir=str(ray_dir),
+            include_dashboard=False,
+            num_cpus=num_cpus,
+            namespace="asap_deploy",
+            log_to_driver=True,
+            logging_level=logging.WARNING if quiet else logging.INFO,
+        )
         node = ray._private.worker._global_node
-        session.root_pids = [p.process.pid for procs in node.all_processes.values()
-                             for p in procs if p.process is not None]
+        session.root_pids = [
+            p.process.pid for procs in node.all_processes.values() for p in procs if p.process is not None
+        ]
         session.roots = {p for p in map(_proc, session.root_pids) if p is not None}
         yield session
     finally:
@@ -153,7 +165,7 @@ def _stat(pid: int) -> Optional[List[str]]:
     except OSError:
         return None
     # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-    return stat[stat.rfind(")") + 2:].split()
+    return stat[stat.rfind(")") + 2 :].split()
 
 
 def _proc(pid: int) -> Optional[Proc]:

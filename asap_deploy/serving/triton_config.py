@@ -3,6 +3,7 @@
 The text is written here by hand (not by tritonclient) so that parsing it back with Triton's schema
 in ``triton_check`` really tests what was written.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,13 +40,13 @@ class ModelSpec:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     max_batch_size: int
-    kind: str                       # KIND_CPU | KIND_GPU
+    kind: str  # KIND_CPU | KIND_GPU
     instances: int = 1
     max_queue_delay_us: int = 1000
     warmup: bool = True
-    source: str = ""                # file the model was copied from
+    source: str = ""  # file the model was copied from
     precision: str = "fp32"
-    plugin: Optional[str] = None    # plugin library copied beside a plan
+    plugin: Optional[str] = None  # plugin library copied beside a plan
     notes: List[str] = field(default_factory=list)
 
     @property
@@ -119,13 +120,19 @@ def config_fields(spec: ModelSpec) -> Dict[str, Any]:
         fields["dynamic_batching"] = {"max_queue_delay_microseconds": spec.max_queue_delay_us}
     if spec.warmup:
         # the first request would otherwise pay for engine/session initialisation
-        fields["model_warmup"] = [{
-            "name": "zeros_batch_1",
-            "batch_size": 1,
-            "inputs": MapEntries({"key": t.name, "value": {"data_type": Enum(t.data_type),
-                                                 "dims": list(t.dims), "zero_data": True}}
-                       for t in spec.inputs),
-        }]
+        fields["model_warmup"] = [
+            {
+                "name": "zeros_batch_1",
+                "batch_size": 1,
+                "inputs": MapEntries(
+                    {
+                        "key": t.name,
+                        "value": {"data_type": Enum(t.data_type), "dims": list(t.dims), "zero_data": True},
+                    }
+                    for t in spec.inputs
+                ),
+            }
+        ]
     return fields
 
 

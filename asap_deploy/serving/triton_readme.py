@@ -1,4 +1,5 @@
 """The repository's README: what it holds, the exact launch lines, requests, plugin caveats."""
+
 from __future__ import annotations
 
 import shlex
@@ -28,17 +29,22 @@ def preload_command(root: str, models: Sequence[ModelSpec]) -> Optional[str]:
     plugins = plugin_paths(root, models)
     if not plugins:
         return None
-    return (f"LD_PRELOAD={shlex.quote(':'.join(plugins))} tritonserver "
-            f"{shlex.quote('--model-repository=' + root)}")
+    return (
+        f"LD_PRELOAD={shlex.quote(':'.join(plugins))} tritonserver "
+        f"{shlex.quote('--model-repository=' + root)}"
+    )
 
 
 def docker_command(repo: Path, models: Sequence[ModelSpec]) -> str:
     gpu = any(m.kind == "KIND_GPU" for m in models)
-    return " \\\n  ".join([
-        f"docker run --rm{' --gpus all' if gpu else ''} -p 8000:8000 -p 8001:8001 -p 8002:8002",
-        f"-v {shlex.quote(str(repo))}:{CONTAINER_ROOT}:ro",
-        "nvcr.io/nvidia/tritonserver:<YY.MM>-py3",
-        launch_command(CONTAINER_ROOT, models)])
+    return " \\\n  ".join(
+        [
+            f"docker run --rm{' --gpus all' if gpu else ''} -p 8000:8000 -p 8001:8001 -p 8002:8002",
+            f"-v {shlex.quote(str(repo))}:{CONTAINER_ROOT}:ro",
+            "nvcr.io/nvidia/tritonserver:<YY.MM>-py3",
+            launch_command(CONTAINER_ROOT, models),
+        ]
+    )
 
 
 def _shape(t: TensorSpec, batched: bool) -> str:
@@ -51,35 +57,48 @@ def _tensors(ts: Sequence[TensorSpec], batched: bool) -> str:
 
 def client_snippet(model: ModelSpec, port: int = 8001) -> str:
     """Python that sends one zero input to ``model`` over gRPC and turns the answer into pixels."""
-    np_types = {"TYPE_FP32": "np.float32", "TYPE_FP16": "np.float16", "TYPE_INT32": "np.int32",
-                "TYPE_INT64": "np.int64", "TYPE_UINT8": "np.uint8"}
-    lines = ["import numpy as np",
-             "import tritonclient.grpc as grpcclient",
-             "",
-             f'client = grpcclient.InferenceServerClient("127.0.0.1:{port}")',
-             "inputs = []"]
+    np_types = {
+        "TYPE_FP32": "np.float32",
+        "TYPE_FP16": "np.float16",
+        "TYPE_INT32": "np.int32",
+        "TYPE_INT64": "np.int64",
+        "TYPE_UINT8": "np.uint8",
+    }
+    lines = [
+        "import numpy as np",
+        "import tritonclient.grpc as grpcclient",
+        "",
+        f'client = grpcclient.InferenceServerClient("127.0.0.1:{port}")',
+        "inputs = []",
+    ]
     for t in model.inputs:
         shape = ", ".join(str(d) for d in (1, *t.dims))
-        what = {"label": "one-hot label map (one channel per class)",
-                "label_map": "class id per pixel (255 = don't care)",
-                "instance_map": "instance id per pixel"}.get(t.name, "model input")
-        lines += [f"{t.name} = np.zeros(({shape}), {np_types[t.data_type]})  # {what}",
-                  f'inputs.append(grpcclient.InferInput("{t.name}", {t.name}.shape, '
-                  f'"{t.data_type[5:]}"))',
-                  f"inputs[-1].set_data_from_numpy({t.name})"]
+        what = {
+            "label": "one-hot label map (one channel per class)",
+            "label_map": "class id per pixel (255 = don't care)",
+            "instance_map": "instance id per pixel",
+        }.get(t.name, "model input")
+        lines += [
+            f"{t.name} = np.zeros(({shape}), {np_types[t.data_type]})  # {what}",
+            f'inputs.append(grpcclient.InferInput("{t.name}", {t.name}.shape, "{t.data_type[5:]}"))',
+            f"inputs[-1].set_data_from_numpy({t.name})",
+        ]
     out = model.outputs[0].name
-    lines += [f'{out} = client.infer("{model.name}", inputs).as_numpy("{out}")  # in [-1, 1]',
-              "# what the authors' test.py saves: (x + 1) / 2 * 255, truncated to uint8, HWC",
-              f"pixels = ((np.asarray({out}[0], np.float32).transpose(1, 2, 0) + 1) / 2 * 255)"
-              f".astype(np.uint8)"]
+    lines += [
+        f'{out} = client.infer("{model.name}", inputs).as_numpy("{out}")  # in [-1, 1]',
+        "# what the authors' test.py saves: (x + 1) / 2 * 255, truncated to uint8, HWC",
+        f"pixels = ((np.asarray({out}[0], np.float32).transpose(1, 2, 0) + 1) / 2 * 255).astype(np.uint8)",
+    ]
     return "\n".join(lines)
 
 
 def _inputs_text(record: Dict[str, Any]) -> str:
     cfg = record.get("config") or {}
     if record.get("input_mode") == "labels":
-        text = ("`label_map`: int32 class id per pixel (255 = don't care, read as class "
-                f"{cfg.get('label_nc', 'label_nc')})")
+        text = (
+            "`label_map`: int32 class id per pixel (255 = don't care, read as class "
+            f"{cfg.get('label_nc', 'label_nc')})"
+        )
         if cfg.get("instance_edge"):
             text += "; `instance_map`: int32 instance id per pixel (edges are computed in the model)"
         return "Inputs: " + text + ". `image`: float32 in [-1, 1]."
@@ -88,20 +107,28 @@ def _inputs_text(record: Dict[str, Any]) -> str:
         parts.append("1 don't-care channel")
     if cfg.get("instance_edge"):
         parts.append("the instance-edge map last")
-    return (f"Inputs: `label`: float32 one-hot label map, as the authors' generator receives it "
-            f"({', '.join(parts)}). `image`: float32 in [-1, 1].")
+    return (
+        f"Inputs: `label`: float32 one-hot label map, as the authors' generator receives it "
+        f"({', '.join(parts)}). `image`: float32 in [-1, 1]."
+    )
 
 
-def render_readme(repo: Path, models: Sequence[ModelSpec], record: Dict[str, Any],
-                  command: str, engine: Optional[Dict[str, Any]]) -> str:
+def render_readme(
+    repo: Path,
+    models: Sequence[ModelSpec],
+    record: Dict[str, Any],
+    command: str,
+    engine: Optional[Dict[str, Any]],
+) -> str:
     root = str(repo)
     rows = "\n".join(
         f"| `{m.name}` | {m.platform} | `{m.name}/1/{m.model_file}` | {m.precision} | "
         f"{_tensors(m.inputs, True)} | {_tensors(m.outputs, True)} | {m.max_batch_size} | "
-        f"{m.instances} x {m.kind} |" for m in models)
+        f"{m.instances} x {m.kind} |"
+        for m in models
+    )
     text = [
-        f"# Triton model repository ({record['height']}x{record['width']}, input "
-        f"{record['input_mode']})",
+        f"# Triton model repository ({record['height']}x{record['width']}, input {record['input_mode']})",
         "",
         f"Written by `{command}` (asap_deploy {record['asap_deploy']}) from the export "
         f"`{record['export']}`. Every `config.pbtxt` was parsed with Triton's model-configuration "
@@ -112,8 +139,7 @@ def render_readme(repo: Path, models: Sequence[ModelSpec], record: Dict[str, Any
         f"python -m asap_deploy.triton --check {shlex.quote(root)}",
         "```",
         "",
-        "asap_deploy validated this repository offline only: it was not loaded by a Triton server "
-        "here.",
+        "asap_deploy validated this repository offline only: it was not loaded by a Triton server here.",
         "",
         "## Models",
         "",
@@ -134,23 +160,43 @@ def render_readme(repo: Path, models: Sequence[ModelSpec], record: Dict[str, Any
     ]
     pre = preload_command(root, models)
     if pre:
-        text += ["", "or, loading the plugin into the whole process instead of through the "
-                     "TensorRT backend:", "", "```", pre, "```"]
-    text += ["", f"In NVIDIA's container, with this folder mounted at `{CONTAINER_ROOT}`:", "",
-             "```", docker_command(repo, models), "```", ""]
+        text += [
+            "",
+            "or, loading the plugin into the whole process instead of through the TensorRT backend:",
+            "",
+            "```",
+            pre,
+            "```",
+        ]
+    text += [
+        "",
+        f"In NVIDIA's container, with this folder mounted at `{CONTAINER_ROOT}`:",
+        "",
+        "```",
+        docker_command(repo, models),
+        "```",
+        "",
+    ]
     if engine:
-        text += [f"`<YY.MM>`: the Triton release whose TensorRT is exactly "
-                 f"{engine['tensorrt_version']} (Triton's release notes list the TensorRT of "
-                 f"each release); see the caveat below.", ""]
+        text += [
+            f"`<YY.MM>`: the Triton release whose TensorRT is exactly "
+            f"{engine['tensorrt_version']} (Triton's release notes list the TensorRT of "
+            f"each release); see the caveat below.",
+            "",
+        ]
     else:
         text += ["`<YY.MM>`: any recent Triton release with the ONNX Runtime backend.", ""]
     if any(m.kind == "KIND_GPU" and m.platform == "onnxruntime_onnx" for m in models):
-        text += ["The ONNX Runtime models run on the GPU (`KIND_GPU`, CUDA execution provider); "
-                 "on a server without one, regenerate with `--onnx-device cpu`.", ""]
+        text += [
+            "The ONNX Runtime models run on the GPU (`KIND_GPU`, CUDA execution provider); "
+            "on a server without one, regenerate with `--onnx-device cpu`.",
+            "",
+        ]
     if engine:
         gpu = engine.get("gpu")
-        built_on = (f"{gpu['name']} (compute capability {gpu['compute_capability']})" if gpu
-                    else "no GPU recorded")
+        built_on = (
+            f"{gpu['name']} (compute capability {gpu['compute_capability']})" if gpu else "no GPU recorded"
+        )
         text += [
             "## TensorRT version caveat",
             "",
@@ -179,7 +225,13 @@ def render_readme(repo: Path, models: Sequence[ModelSpec], record: Dict[str, Any
         text.append("")
     text += ["## Requests", ""]
     for m in models[:1]:
-        text += [f"Python (gRPC, `pip install \"tritonclient[grpc]\"`), one request to `{m.name}`:",
-                 "", "```python", client_snippet(m), "```", ""]
+        text += [
+            f'Python (gRPC, `pip install "tritonclient[grpc]"`), one request to `{m.name}`:',
+            "",
+            "```python",
+            client_snippet(m),
+            "```",
+            "",
+        ]
     text += [_inputs_text(record), ""]
     return "\n".join(text)

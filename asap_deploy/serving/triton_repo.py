@@ -4,6 +4,7 @@ Everything is written into a temporary folder beside ``--out``, checked with ``t
 only then renamed into place: an error never leaves a half-written or invalid repository, and an
 existing folder is replaced only when it is an earlier repository (or with ``force``).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,10 @@ def _check_target(out: Path, force: bool) -> None:
     if not out.is_dir():
         raise TritonRepoError(f"--out {out} exists and is not a folder")
     if any(out.iterdir()) and not (out / RECORD).is_file() and not force:
-        raise TritonRepoError(f"--out {out} holds files that are not a repository written by "
-                              f"asap_deploy: choose another folder or pass --force")
+        raise TritonRepoError(
+            f"--out {out} holds files that are not a repository written by "
+            f"asap_deploy: choose another folder or pass --force"
+        )
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
@@ -71,17 +74,37 @@ def _record(export: Export, models: List[ModelSpec], info: Optional[EngineInfo])
         "tritonclient": _tritonclient_version(),
         "export": str(export.path.resolve()),
         "manifest_sha256": sha256_file(export.path / "manifest.json"),
-        "height": man.get("height"), "width": man.get("width"),
+        "height": man.get("height"),
+        "width": man.get("width"),
         "input_mode": man.get("input_mode"),
         "config": man.get("config"),
-        "engine": None if info is None else {
-            k: info.sidecar.get(k) for k in ("tensorrt_module", "tensorrt_version", "gpu",
-                                             "precision", "plugin", "onnx", "onnx_sha256")},
-        "models": {m.name: {
-            "platform": m.platform, "precision": m.precision, "source": m.source,
-            "max_batch_size": m.max_batch_size, "kind": m.kind, "plugin": m.plugin,
-            "inputs": [t.to_dict() for t in m.inputs],
-            "outputs": [t.to_dict() for t in m.outputs]} for m in models},
+        "engine": None
+        if info is None
+        else {
+            k: info.sidecar.get(k)
+            for k in (
+                "tensorrt_module",
+                "tensorrt_version",
+                "gpu",
+                "precision",
+                "plugin",
+                "onnx",
+                "onnx_sha256",
+            )
+        },
+        "models": {
+            m.name: {
+                "platform": m.platform,
+                "precision": m.precision,
+                "source": m.source,
+                "max_batch_size": m.max_batch_size,
+                "kind": m.kind,
+                "plugin": m.plugin,
+                "inputs": [t.to_dict() for t in m.inputs],
+                "outputs": [t.to_dict() for t in m.outputs],
+            }
+            for m in models
+        },
     }
 
 
@@ -94,14 +117,21 @@ def _write_model(root: Path, m: ModelSpec, info: Optional[EngineInfo], repo: Pat
         shutil.copyfile(str(info.path) + ".json", version / (m.model_file + ".json"))
         if info.plugin is not None:
             shutil.copyfile(info.plugin, root / m.name / info.plugin.name)
-    header = [f"written by python -m asap_deploy.triton from {m.source}",
-              f"check after editing: python -m asap_deploy.triton --check {repo}"]
+    header = [
+        f"written by python -m asap_deploy.triton from {m.source}",
+        f"check after editing: python -m asap_deploy.triton --check {repo}",
+    ]
     (root / m.name / "config.pbtxt").write_text(render_config(m, header))
 
 
-def write_repository(export_dir: Path, out: Path, opts: RepoOptions, force: bool = False,
-                     command: str = "python -m asap_deploy.triton",
-                     log: Callable[[str], None] = lambda s: None) -> WrittenRepository:
+def write_repository(
+    export_dir: Path,
+    out: Path,
+    opts: RepoOptions,
+    force: bool = False,
+    command: str = "python -m asap_deploy.triton",
+    log: Callable[[str], None] = lambda s: None,
+) -> WrittenRepository:
     load_schema()  # fail before any work if the validator cannot run
     export = open_export(export_dir)
     models, info = plan_models(export, opts)
@@ -111,22 +141,30 @@ def write_repository(export_dir: Path, out: Path, opts: RepoOptions, force: bool
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         for m in models:
-            log(f"{m.name}: {m.platform}, {m.precision}, max batch {m.max_batch_size}, "
-                f"{m.instances} x {m.kind} <- {m.source}")
+            log(
+                f"{m.name}: {m.platform}, {m.precision}, max batch {m.max_batch_size}, "
+                f"{m.instances} x {m.kind} <- {m.source}"
+            )
             _write_model(tmp, m, info, out)
         record = _record(export, models, info)
         (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n")
         engine = None
         if info is not None:
             plan = next(m for m in models if m.platform == "tensorrt_plan")
-            engine = {**{k: info.sidecar.get(k) for k in ("tensorrt_version", "gpu", "precision")},
-                      "model": plan.name, "plugin_library": plan.plugin, "notes": plan.notes}
+            engine = {
+                **{k: info.sidecar.get(k) for k in ("tensorrt_version", "gpu", "precision")},
+                "model": plan.name,
+                "plugin_library": plan.plugin,
+                "notes": plan.notes,
+            }
         (tmp / "README.md").write_text(render_readme(out, models, record, command, engine))
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the repository from a container user
         report = check_repository(tmp)
         if not report.ok:
-            raise TritonRepoError("the repository written does not validate (please report this "
-                                  "with the command line): " + "; ".join(report.problems))
+            raise TritonRepoError(
+                "the repository written does not validate (please report this "
+                "with the command line): " + "; ".join(report.problems)
+            )
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -4,6 +4,7 @@ The ONNX graph itself is the truth for an ONNX model's inputs and outputs; for a
 engine's sidecar (names, batch profile) together with the manifest entry of the exact ONNX file the
 engine was built from (matched by SHA-256: dtypes and per-item shapes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,9 +27,9 @@ DEFAULT_MAX_BATCH = 4
 @dataclass
 class RepoOptions:
     name: str = "asapnet"
-    onnx: Sequence[str] = ("fp32", "fp16")   # precisions to serve with ONNX Runtime
-    onnx_required: bool = False               # True when the user named the precisions
-    onnx_device: str = "gpu"                  # cpu | gpu
+    onnx: Sequence[str] = ("fp32", "fp16")  # precisions to serve with ONNX Runtime
+    onnx_required: bool = False  # True when the user named the precisions
+    onnx_device: str = "gpu"  # cpu | gpu
     engine: Optional[Path] = None
     plugin: Optional[Path] = None
     max_batch: Optional[int] = None
@@ -51,9 +52,9 @@ class Export:
 class EngineInfo:
     path: Path
     sidecar: Dict[str, Any]
-    graph: Dict[str, Any]             # the manifest entry of the ONNX file it was built from
-    batch: Tuple[int, int]            # profile (min, max) of the batch axis
-    plugin: Optional[Path]            # library Triton must load, or None
+    graph: Dict[str, Any]  # the manifest entry of the ONNX file it was built from
+    batch: Tuple[int, int]  # profile (min, max) of the batch axis
+    plugin: Optional[Path]  # library Triton must load, or None
     notes: List[str] = field(default_factory=list)
 
 
@@ -93,15 +94,21 @@ def batched_specs(path: Path) -> Tuple[List[TensorSpec], List[TensorSpec]]:
         if not dims or dims[0] != -1:
             raise TritonRepoError(
                 f"{path}: tensor {name!r} has shape {dims}, without a dynamic batch axis first; "
-                f"Triton's dynamic batching needs one (python -m asap_deploy.export writes it)")
+                f"Triton's dynamic batching needs one (python -m asap_deploy.export writes it)"
+            )
         specs.append(TensorSpec(name, onnx_dtype(elem), tuple(dims[1:])))
-    return specs[:len(ins)], specs[len(ins):]
+    return specs[: len(ins)], specs[len(ins) :]
 
 
 def _manifest_specs(entry: Dict[str, Any], key: str) -> List[TensorSpec]:
-    return [TensorSpec(t["name"], NUMPY_TO_TRITON[t["dtype"]],
-                       tuple(d if isinstance(d, int) else -1 for d in t["shape"][1:]))
-            for t in entry[key]]
+    return [
+        TensorSpec(
+            t["name"],
+            NUMPY_TO_TRITON[t["dtype"]],
+            tuple(d if isinstance(d, int) else -1 for d in t["shape"][1:]),
+        )
+        for t in entry[key]
+    ]
 
 
 def onnx_model(export: Export, precision: str, opts: RepoOptions, max_batch: int) -> ModelSpec:
@@ -110,21 +117,34 @@ def onnx_model(export: Export, precision: str, opts: RepoOptions, max_batch: int
     entry = export.files.get(fname)
     if entry is None or not path.is_file():
         flag = "--precision fp32 fp16" if precision == "fp16" else "--precision fp32"
-        raise TritonRepoError(f"{export.path} has no {fname} (the whole-generator {precision} "
-                              f"graph): export it with python -m asap_deploy.export ... {flag}")
+        raise TritonRepoError(
+            f"{export.path} has no {fname} (the whole-generator {precision} "
+            f"graph): export it with python -m asap_deploy.export ... {flag}"
+        )
     if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-        raise TritonRepoError(f"{path} does not match the SHA-256 in manifest.json (changed after "
-                              f"the export?): re-export the model")
+        raise TritonRepoError(
+            f"{path} does not match the SHA-256 in manifest.json (changed after "
+            f"the export?): re-export the model"
+        )
     ins, outs = batched_specs(path)
     if (_manifest_specs(entry, "inputs"), _manifest_specs(entry, "outputs")) != (ins, outs):
-        raise TritonRepoError(f"{path}: the graph's inputs/outputs differ from manifest.json's "
-                              f"record: re-export the model")
+        raise TritonRepoError(
+            f"{path}: the graph's inputs/outputs differ from manifest.json's record: re-export the model"
+        )
     suffix = "" if precision == "fp32" else f"_{precision}"
     return ModelSpec(
-        name=f"{opts.name}_onnx{suffix}", platform="onnxruntime_onnx", inputs=ins, outputs=outs,
-        max_batch_size=max_batch, kind=f"KIND_{opts.onnx_device.upper()}",
-        instances=opts.instances, max_queue_delay_us=opts.max_queue_delay_us, warmup=opts.warmup,
-        source=str(path.resolve()), precision=precision)
+        name=f"{opts.name}_onnx{suffix}",
+        platform="onnxruntime_onnx",
+        inputs=ins,
+        outputs=outs,
+        max_batch_size=max_batch,
+        kind=f"KIND_{opts.onnx_device.upper()}",
+        instances=opts.instances,
+        max_queue_delay_us=opts.max_queue_delay_us,
+        warmup=opts.warmup,
+        source=str(path.resolve()),
+        precision=precision,
+    )
 
 
 def onnx_precisions(export: Export, opts: RepoOptions) -> List[str]:
@@ -134,15 +154,17 @@ def onnx_precisions(export: Export, opts: RepoOptions) -> List[str]:
     return [p for p in opts.onnx if ONNX_GRAPHS[p] in export.files]
 
 
-def _plugin_library(engine: Path, side: Dict[str, Any], given: Optional[Path],
-                    notes: List[str]) -> Optional[Path]:
+def _plugin_library(
+    engine: Path, side: Dict[str, Any], given: Optional[Path], notes: List[str]
+) -> Optional[Path]:
     plugin = side.get("plugin") or {}
     needed = bool(plugin) and plugin.get("kind") != "none"
     if not needed:
         if given is not None:
             raise TritonRepoError(
                 f"{engine} does not use the ASAP_SpatialMLP plugin (its sidecar says "
-                f"{'plugin kind none' if plugin else 'no plugin node'}): drop --plugin")
+                f"{'plugin kind none' if plugin else 'no plugin node'}): drop --plugin"
+            )
         return None
     recorded = plugin.get("library") if plugin.get("kind") == "cpp" else None
     if given is None:
@@ -153,22 +175,29 @@ def _plugin_library(engine: Path, side: Dict[str, Any], given: Optional[Path],
             raise TritonRepoError(
                 f"{engine} uses the ASAP_SpatialMLP plugin ({plugin.get('kind')}): pass --plugin "
                 f"PATH/libasap_trt_plugin.so, built against TensorRT "
-                f"{side.get('tensorrt_version')} (python -m asap_deploy.build_plugin)")
+                f"{side.get('tensorrt_version')} (python -m asap_deploy.build_plugin)"
+            )
     given = Path(given)
     if not given.is_file():
-        raise TritonRepoError(f"plugin library not found: {given} (build it with python -m "
-                              f"asap_deploy.build_plugin --tensorrt-root ...)")
+        raise TritonRepoError(
+            f"plugin library not found: {given} (build it with python -m "
+            f"asap_deploy.build_plugin --tensorrt-root ...)"
+        )
     with open(given, "rb") as f:
         if f.read(4) != b"\x7fELF":
-            raise TritonRepoError(f"{given} is not a shared library (no ELF header): pass "
-                                  f"libasap_trt_plugin.so")
+            raise TritonRepoError(
+                f"{given} is not a shared library (no ELF header): pass libasap_trt_plugin.so"
+            )
     if "_dynamic" in given.name:
         raise TritonRepoError(
             f"{given.name} registers its creator only through getCreators(), but Triton dlopen()s "
-            f"plugin libraries: pass the self-registering libasap_trt_plugin.so")
+            f"plugin libraries: pass the self-registering libasap_trt_plugin.so"
+        )
     if plugin.get("kind") == "python":
-        notes.append("the engine was built with the Python plugin; Triton deserialises it with the "
-                     "C++ library, which has the same name, version, namespace and fields")
+        notes.append(
+            "the engine was built with the Python plugin; Triton deserialises it with the "
+            "C++ library, which has the same name, version, namespace and fields"
+        )
     return given
 
 
@@ -177,51 +206,64 @@ def open_engine(export: Export, engine: Path, plugin: Optional[Path]) -> EngineI
 
     engine = Path(engine)
     if not engine.is_file():
-        raise TritonRepoError(f"engine not found: {engine} (build one with python -m "
-                              f"asap_deploy.build {export.path}/asapnet_plugin_fp16.onnx)")
+        raise TritonRepoError(
+            f"engine not found: {engine} (build one with python -m "
+            f"asap_deploy.build {export.path}/asapnet_plugin_fp16.onnx)"
+        )
     try:
         side = read_sidecar(engine)
     except EngineMismatchError as exc:
         raise TritonRepoError(str(exc)) from None
     if side.get("engine_sha256") and sha256_file(engine) != side["engine_sha256"]:
-        raise TritonRepoError(f"{engine} does not match its sidecar's engine_sha256 (the sidecar "
-                              f"is from another build): rebuild with python -m asap_deploy.build")
+        raise TritonRepoError(
+            f"{engine} does not match its sidecar's engine_sha256 (the sidecar "
+            f"is from another build): rebuild with python -m asap_deploy.build"
+        )
     module = side.get("tensorrt_module")
     if module != "tensorrt":
         raise TritonRepoError(
             f"{engine} was built with {module} {side.get('tensorrt_version')}; Triton's TensorRT "
             f"backend runs engines of full TensorRT only: rebuild it on the serving GPU with "
-            f"python -m asap_deploy.build {side.get('onnx', 'ONNX')} --module tensorrt")
+            f"python -m asap_deploy.build {side.get('onnx', 'ONNX')} --module tensorrt"
+        )
     by_hash = {f.get("sha256"): f for f in export.manifest.get("files", [])}
     graph = by_hash.get(side.get("onnx_sha256"))
     if graph is None:
         raise TritonRepoError(
             f"{engine} was built from {side.get('onnx')}, which is not one of {export.path}'s "
             f"graphs (no SHA-256 match): pass the export it was built from, or rebuild the engine "
-            f"from this export")
+            f"from this export"
+        )
     if graph["graph"] not in ENGINE_GRAPHS:
         raise TritonRepoError(
             f"{engine} was built from {graph['file']}, one stage of the generator; serve an "
-            f"engine of the whole generator (asapnet_plugin*.onnx or asapnet*.onnx)")
+            f"engine of the whole generator (asapnet_plugin*.onnx or asapnet*.onnx)"
+        )
     names = [t["name"] for t in graph["inputs"]]
     profiles = side.get("inputs") or {}
     if sorted(profiles) != sorted(names) or list(side.get("outputs", [])) != [
-            t["name"] for t in graph["outputs"]]:
-        raise TritonRepoError(f"{engine}'s sidecar names inputs {sorted(profiles)} and outputs "
-                              f"{side.get('outputs')}, but {graph['file']} has {names} and "
-                              f"{[t['name'] for t in graph['outputs']]}: rebuild the engine")
+        t["name"] for t in graph["outputs"]
+    ]:
+        raise TritonRepoError(
+            f"{engine}'s sidecar names inputs {sorted(profiles)} and outputs "
+            f"{side.get('outputs')}, but {graph['file']} has {names} and "
+            f"{[t['name'] for t in graph['outputs']]}: rebuild the engine"
+        )
     for t in graph["inputs"]:
         prof = profiles[t["name"]]
         if prof["min"][1:] != t["shape"][1:] or prof["max"][1:] != t["shape"][1:]:
-            raise TritonRepoError(f"{engine}: profile of {t['name']} {prof} does not fit "
-                                  f"{graph['file']}'s shape {t['shape']}: rebuild the engine")
+            raise TritonRepoError(
+                f"{engine}: profile of {t['name']} {prof} does not fit "
+                f"{graph['file']}'s shape {t['shape']}: rebuild the engine"
+            )
     lo = max(p["min"][0] for p in profiles.values())
     hi = min(p["max"][0] for p in profiles.values())
     if lo > 1:
         raise TritonRepoError(
             f"{engine}'s profile starts at batch {lo}, but Triton's dynamic batcher sends any "
             f"batch from 1: rebuild with python -m asap_deploy.build {side.get('onnx', 'ONNX')} "
-            f"--batch 1 OPT {hi}")
+            f"--batch 1 OPT {hi}"
+        )
     notes: List[str] = []
     lib = _plugin_library(engine, side, plugin, notes)
     return EngineInfo(engine, side, graph, (lo, hi), lib, notes)
@@ -233,14 +275,23 @@ def plan_model(info: EngineInfo, opts: RepoOptions, max_batch: int) -> ModelSpec
             f"--max-batch {max_batch} exceeds the engine's profile (batch {info.batch[0]}.."
             f"{info.batch[1]}): rebuild it with python -m asap_deploy.build "
             f"{info.sidecar.get('onnx', 'ONNX')} --batch 1 OPT {max_batch}, or pass --max-batch "
-            f"{info.batch[1]} or less")
+            f"{info.batch[1]} or less"
+        )
     return ModelSpec(
-        name=f"{opts.name}_trt", platform="tensorrt_plan",
-        inputs=_manifest_specs(info.graph, "inputs"), outputs=_manifest_specs(info.graph, "outputs"),
-        max_batch_size=max_batch, kind="KIND_GPU", instances=opts.instances,
-        max_queue_delay_us=opts.max_queue_delay_us, warmup=opts.warmup,
-        source=str(info.path.resolve()), precision=info.sidecar.get("precision", "?"),
-        plugin=info.plugin.name if info.plugin else None, notes=list(info.notes))
+        name=f"{opts.name}_trt",
+        platform="tensorrt_plan",
+        inputs=_manifest_specs(info.graph, "inputs"),
+        outputs=_manifest_specs(info.graph, "outputs"),
+        max_batch_size=max_batch,
+        kind="KIND_GPU",
+        instances=opts.instances,
+        max_queue_delay_us=opts.max_queue_delay_us,
+        warmup=opts.warmup,
+        source=str(info.path.resolve()),
+        precision=info.sidecar.get("precision", "?"),
+        plugin=info.plugin.name if info.plugin else None,
+        notes=list(info.notes),
+    )
 
 
 def plan_models(export: Export, opts: RepoOptions) -> Tuple[List[ModelSpec], Optional[EngineInfo]]:
@@ -263,5 +314,6 @@ def plan_models(export: Export, opts: RepoOptions) -> Tuple[List[ModelSpec], Opt
     if not models:
         raise TritonRepoError(
             f"nothing to serve: {export.path} has no whole-generator graph "
-            f"({' or '.join(ONNX_GRAPHS.values())}) and no --engine was given")
+            f"({' or '.join(ONNX_GRAPHS.values())}) and no --engine was given"
+        )
     return models, info

@@ -16,6 +16,7 @@ explained in ``tests/mutation/equivalent.json`` (mutant name -> the mutated line
 reason); the runner marks an entry stale when the mutant's line no longer matches, and lists any
 unexplained survivor, so the two cannot drift apart silently.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,9 +68,21 @@ DESELECT = [
     "tests/test_checkpoint.py::test_architecture_inferred_from_tensors",
     "tests/test_errors_checkpoint.py::test_warning_is_printed_and_the_export_succeeds",
 ]
-STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
-          36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
-          37: "caught by type check", None: "not checked"}
+STATUS = {
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    36: "timeout",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    37: "caught by type check",
+    None: "not checked",
+}
 
 
 def _config(only: List[str], tests: List[str]) -> str:
@@ -79,9 +92,13 @@ def _config(only: List[str], tests: List[str]) -> str:
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider"]
     lines += [f"    --deselect={d}" for d in DESELECT]
     lines += [
-              # torch is not fork-safe after it has run: fork workers from a clean server
-              "process_isolation = forkserver", "use_git_change_detection = false",
-              "timeout_multiplier = 10.0", "timeout_constant = 30.0", ""]
+        # torch is not fork-safe after it has run: fork workers from a clean server
+        "process_isolation = forkserver",
+        "use_git_change_detection = false",
+        "timeout_multiplier = 10.0",
+        "timeout_constant = 30.0",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -99,8 +116,7 @@ def stage(only: List[str], tests: List[str]) -> None:
 
 def _mutmut(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("mutmut")
-    return subprocess.run([str(exe), *args], cwd=STAGE, text=True,
-                          capture_output=capture, check=False)
+    return subprocess.run([str(exe), *args], cwd=STAGE, text=True, capture_output=capture, check=False)
 
 
 def results() -> Dict[str, Dict]:
@@ -108,10 +124,9 @@ def results() -> Dict[str, Dict]:
     out = {}
     for meta in sorted((STAGE / "mutants" / "asap_deploy").rglob("*.py.meta")):
         data = json.loads(meta.read_text())
-        module = str(meta.relative_to(STAGE / "mutants"))[:-len(".meta")]
+        module = str(meta.relative_to(STAGE / "mutants"))[: -len(".meta")]
         for name, code in data["exit_code_by_key"].items():
-            out[name] = {"module": module, "exit_code": code,
-                         "status": STATUS.get(code, "suspicious")}
+            out[name] = {"module": module, "exit_code": code, "status": STATUS.get(code, "suspicious")}
     return out
 
 
@@ -126,8 +141,7 @@ def _diff(name: str, module: str) -> List[str]:
         shown = get_diff_for_mutant(name, path=module)
     finally:
         os.chdir(cwd)
-    return [l for l in shown.splitlines()
-            if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+    return [l for l in shown.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
 
 
 def report(runs: List[Dict], tests: List[str]) -> Dict:
@@ -153,11 +167,15 @@ def report(runs: List[Dict], tests: List[str]) -> Dict:
     modules = {}
     for module, c in sorted(per_module.items()):
         total = sum(c.values())
-        modules[module] = {"total": total, "killed": c["killed"], "survived": c["survived"],
-                           "timeout": c["timeout"], "no_tests": c["no tests"],
-                           "other": total - c["killed"] - c["survived"] - c["timeout"]
-                           - c["no tests"],
-                           "score": round(c["killed"] / total, 4) if total else None}
+        modules[module] = {
+            "total": total,
+            "killed": c["killed"],
+            "survived": c["survived"],
+            "timeout": c["timeout"],
+            "no_tests": c["no tests"],
+            "other": total - c["killed"] - c["survived"] - c["timeout"] - c["no tests"],
+            "score": round(c["killed"] / total, 4) if total else None,
+        }
     totals = Counter()
     for m in modules.values():
         totals.update({k: v for k, v in m.items() if k != "score"})
@@ -171,30 +189,47 @@ def report(runs: List[Dict], tests: List[str]) -> Dict:
         "python": platform.python_version(),
         "tests": tests,
         "modules": modules,
-        "total": {**totals, "score": round(totals["killed"] / totals["total"], 4)
-                  if totals["total"] else None},
+        "total": {
+            **totals,
+            "score": round(totals["killed"] / totals["total"], 4) if totals["total"] else None,
+        },
         "unexplained_survivors": [s["mutant"] for s in survivors if s["reason"] is None],
         "survivors": survivors,
     }
 
 
 def markdown(rep: Dict) -> str:
-    lines = ["# Mutation testing", "",
-             f"mutmut {rep['mutmut']}, {rep['wall_time_s']} s in all on the shared 2-core development "
-             f"machine:", ""]
+    lines = [
+        "# Mutation testing",
+        "",
+        f"mutmut {rep['mutmut']}, {rep['wall_time_s']} s in all on the shared 2-core development machine:",
+        "",
+    ]
     lines += [f"- `{r['command']}`: {r['mutants']} mutants, {r['wall_time_s']} s" for r in rep["runs"]]
-    lines += ["", "Tests: " + ", ".join(f"`{t}`" for t in rep["tests"]) + ".", "",
-             "| module | mutants | killed | survived | timeout | no tests | score |",
-             "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Tests: " + ", ".join(f"`{t}`" for t in rep["tests"]) + ".",
+        "",
+        "| module | mutants | killed | survived | timeout | no tests | score |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for module, m in list(rep["modules"].items()) + [("**total**", rep["total"])]:
-        lines.append(f"| {module} | {m['total']} | {m['killed']} | {m['survived']} | "
-                     f"{m['timeout']} | {m['no_tests']} | {m['score']:.1%} |")
-    lines += ["", "Timeouts count as not killed in the score.", "",
-              "## Survivors", "", "| mutant | change | why it may survive |", "|---|---|---|"]
+        lines.append(
+            f"| {module} | {m['total']} | {m['killed']} | {m['survived']} | "
+            f"{m['timeout']} | {m['no_tests']} | {m['score']:.1%} |"
+        )
+    lines += [
+        "",
+        "Timeouts count as not killed in the score.",
+        "",
+        "## Survivors",
+        "",
+        "| mutant | change | why it may survive |",
+        "|---|---|---|",
+    ]
     for s in rep["survivors"]:
         change = " / ".join(f"`{l.strip()}`".replace("|", "\\|") for l in s["diff"])
-        lines.append(f"| `{s['mutant']}` ({s['status']}) | {change} | "
-                     f"{s['reason'] or '**unexplained**'} |")
+        lines.append(f"| `{s['mutant']}` ({s['status']}) | {change} | {s['reason'] or '**unexplained**'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,32 +239,38 @@ def _runs() -> List[Dict]:
 
 
 def _record(command: str, elapsed: float, mutants: int) -> None:
-    (STAGE / "runs.json").write_text(json.dumps(
-        _runs() + [{"command": command, "wall_time_s": round(elapsed), "mutants": mutants}],
-        indent=1))
+    (STAGE / "runs.json").write_text(
+        json.dumps(
+            _runs() + [{"command": command, "wall_time_s": round(elapsed), "mutants": mutants}], indent=1
+        )
+    )
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--max-children", type=int, default=2)
     p.add_argument("--only", nargs="*", default=[], help="mutate only these of MODULES")
     p.add_argument("--tests", nargs="*", default=TESTS, help="test files to run (default: TESTS)")
-    p.add_argument("--rerun-survivors", action="store_true",
-                   help="copy the current tests into the last run's build/mutation and run the "
-                        "mutants that survived or had no test again")
-    p.add_argument("--resume", action="store_true",
-                   help="go on with an interrupted run in build/mutation (finished mutants keep "
-                        "their results)")
-    p.add_argument("--report-only", action="store_true",
-                   help="rewrite the report from the last run's build/mutation")
+    p.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="copy the current tests into the last run's build/mutation and run the "
+        "mutants that survived or had no test again",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an interrupted run in build/mutation (finished mutants keep their results)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the last run's build/mutation"
+    )
     p.add_argument("--out", type=Path, default=HERE)
     args = p.parse_args()
     try:
         import mutmut  # noqa: F401
     except ImportError:
-        print("error: mutmut is not installed: .venv/bin/pip install mutmut==3.8.1",
-              file=sys.stderr)
+        print("error: mutmut is not installed: .venv/bin/pip install mutmut==3.8.1", file=sys.stderr)
         return 2
     command = "python tests/mutation/run_mutation.py " + " ".join(sys.argv[1:])
     names: List[str] = []
@@ -259,9 +300,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mutation.json").write_text(json.dumps(rep, indent=2) + "\n")
     (args.out / "mutation.md").write_text(markdown(rep))
-    print(f"score {rep['total']['score']:.1%} ({rep['total']['killed']}/{rep['total']['total']}); "
-          f"{len(rep['unexplained_survivors'])} unexplained survivors; "
-          f"wrote {args.out}/mutation.json, mutation.md")
+    print(
+        f"score {rep['total']['score']:.1%} ({rep['total']['killed']}/{rep['total']['total']}); "
+        f"{len(rep['unexplained_survivors'])} unexplained survivors; "
+        f"wrote {args.out}/mutation.json, mutation.md"
+    )
     return 0
 
 
