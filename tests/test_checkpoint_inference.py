@@ -417,3 +417,86 @@ def test_flags_no_mlp_can_have_are_refused_by_name(flag):
 def test_width_one_mlp_is_legal():
     cfg, _ = infer_config(_zeros(small_config(hr_width=1)), {"hr_width": 1})
     assert (cfg.hr_width, cfg.hr_depth) == (1, 5)
+
+
+def test_too_few_input_channels_with_nothing_requested_blames_the_file():
+    from asap_deploy.checkpoint import _label_split
+
+    arch = {"in_channels": 1, "first_key": "lowres_stream.model.0.0.weight",
+            "first_shape": "[8, 1, 3, 3]"}
+    # one input channel, which the MLP search gave to the instance edge: no label is left
+    with pytest.raises(CheckpointError) as e:
+        _label_split(arch, {}, {}, TrainingOptions(), True, "ck.pth: ")
+    assert str(e.value) == (
+        f"ck.pth: {FIRST} [8, 1, 3, 3] takes 1 input channels, too few for 1 instance-edge and 0 "
+        f"don't-care channels plus at least one label; {RESAVE}")
+
+
+# -- the padding rule ---------------------------------------------------------------------------
+ZERO_PADDED = {"zero_padded": True, "first_key": "lowres_stream.model.0.0.weight"}
+PADDED = {"zero_padded": False, "first_key": "lowres_stream.model.1.weight"}
+PAD_OPTIONS = {None: {}, "zero": {"reflection_pad": False, "replicate_pad": False},
+               "reflect": {"reflection_pad": True, "replicate_pad": False},
+               "replicate": {"reflection_pad": False, "replicate_pad": True}}
+ASSUMED = "assuming --reflection_pad (pass --padding replicate if it was trained with --replicate_pad)"
+
+
+def _pad(arch, asked=None, said=None):
+    """_padding with ``asked`` from a flag and ``said`` from an opt.txt (lines 4 and 5)."""
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _padding
+
+    opts = TrainingOptions(Path("run/opt.txt"), dict(PAD_OPTIONS[said]),
+                           {"reflection_pad": 4, "replicate_pad": 5})
+    notes = []
+    got = _padding(arch, {} if asked is None else {"padding": asked},
+                   {} if said is None else {"padding": said}, opts, "ck.pth: ", notes)
+    return got, notes
+
+
+def test_zero_padding_is_what_a_checkpoint_without_pad_layers_has():
+    assert _pad(ZERO_PADDED) == ("zero", [])
+    assert _pad(ZERO_PADDED, asked="zero") == ("zero", [])
+    assert _pad(ZERO_PADDED, said="zero") == ("zero", [])
+    assert _pad(ZERO_PADDED, said="replicate") == ("zero", [
+        "warning: opt.txt line 4 says reflection_pad: False, opt.txt line 5 says replicate_pad: "
+        "True, but the checkpoint has no pad layers (lowres_stream.model.0.0.weight is layer 0): "
+        "using zero padding"])
+    with pytest.raises(CheckpointError) as e:
+        _pad(ZERO_PADDED, asked="reflect", said="zero")
+    assert str(e.value) == ("ck.pth: padding=reflect was requested but the checkpoint was trained "
+                            "with zero padding (no pad layers)")
+
+
+def test_pad_layers_take_the_kind_asked_for_or_assume_reflect():
+    assert _pad(PADDED) == ("reflect", [f"pad layers found: {ASSUMED}"])
+    assert _pad(PADDED, said="reflect") == ("reflect", [])
+    assert _pad(PADDED, said="replicate") == ("replicate", [])
+    assert _pad(PADDED, asked="replicate", said="reflect") == ("replicate", [])
+    assert _pad(PADDED, said="zero") == ("reflect", [
+        "warning: opt.txt line 4 says reflection_pad: False, opt.txt line 5 says replicate_pad: "
+        "False, but the checkpoint has pad layers (lowres_stream.model.1.weight is not layer 0): "
+        f"{ASSUMED}"])
+    with pytest.raises(CheckpointError) as e:
+        _pad(PADDED, asked="zero", said="reflect")
+    assert str(e.value) == ("ck.pth: padding=zero was requested but the checkpoint has "
+                            "reflect/replicate pad layers (--padding reflect|replicate)")
+
+
+# -- what the file holds ------------------------------------------------------------------------
+def test_a_file_that_holds_no_dict_is_named_with_its_type():
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict([torch.zeros(1)], Path("run/x.pth"))
+    assert str(e.value) == ("run/x.pth holds a list, not a state dict: save the generator with "
+                            "torch.save(netG.state_dict(), path)")
+    # inside a wrapper, the messages still name the file
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict({"epoch": 3, "netG": {"conv.weight": torch.zeros(1)}},
+                             Path("run/x.pth"))
+    assert str(e.value) == ("run/x.pth has no 'lowres_stream.model.*' tensors, so it is not an "
+                            "ASAP-Net generator checkpoint (pass *_net_G.pth, not *_net_D.pth)")
