@@ -500,3 +500,37 @@ def test_a_file_that_holds_no_dict_is_named_with_its_type():
                              Path("run/x.pth"))
     assert str(e.value) == ("run/x.pth has no 'lowres_stream.model.*' tensors, so it is not an "
                             "ASAP-Net generator checkpoint (pass *_net_G.pth, not *_net_D.pth)")
+
+
+def test_mlp_search_bounds_depth_and_needs_a_positional_encoding():
+    deep = MLPSpec(6, 32, hidden_width=64, depth=11)  # depths 2..10 are searched
+    assert _mlp_candidates(deep.num_params, 6, 2, {}) == [
+        {"hr_width": 96, "hr_depth": 6, "output_nc": 3, "lr_instance": False, "downsampling": 8}]
+    assert _mlp_candidates(deep.num_params, 6, 2, {"hr_depth": 11}) == [
+        {"hr_width": 64, "hr_depth": 11, "output_nc": 3, "lr_instance": False, "downsampling": 32}]
+    # first layer exactly as wide as the label channels: no encoding channel, so no S, no MLP
+    c0, hw, depth, out = 6, 64, 5, 3
+    params = (c0 + 1) * hw + (depth - 2) * (hw + 1) * hw + (hw + 1) * out
+    assert _mlp_candidates(params, 6, 1, {"hr_width": hw, "hr_depth": depth, "output_nc": out,
+                                          "lr_instance": False}) == []
+
+
+def test_options_that_settle_an_ambiguous_mlp_leave_no_note():
+    odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
+    cfg, notes = infer_config(odd, None,
+                              options=TrainingOptions(values={"hr_width": 24, "hr_depth": 4}))
+    assert (cfg.hr_width, cfg.hr_depth, cfg.output_nc, cfg.downsampling) == (24, 4, 3, 16)
+    assert notes == []
+
+
+def test_check_state_dict_counts_exactly_two():
+    state = state_dict()
+    keys = list(state)
+    # a key without a dot (a state dict edited after loading) is still named
+    _expect({**state, "weight_u": torch.zeros(1), "lowres_stream.y": torch.zeros(1)},
+            f"unexpected tensor weight_u [1] (and 1 more): the generator for the inferred "
+            f"architecture ({SUMMARY}) has no such key (a spectral-norm tensor: ASAP-Net's "
+            f"generator uses norm_G=instanceaffine, without spectral norm); {RESAVE}")
+    two = {k: v for k, v in state.items() if k not in keys[1:3]}
+    _expect(two, f"missing tensor {keys[1]} [8] and 1 more: the inferred architecture "
+                 f"({SUMMARY}) needs it; {RESAVE}")
