@@ -534,3 +534,35 @@ def test_check_state_dict_counts_exactly_two():
     two = {k: v for k, v in state.items() if k not in keys[1:3]}
     _expect(two, f"missing tensor {keys[1]} [8] and 1 more: the inferred architecture "
                  f"({SUMMARY}) needs it; {RESAVE}")
+
+
+@pytest.mark.parametrize("foreign,more", [(["epoch"], ""), (["epoch", "step"], " (and 1 more)"),
+                                          (["epoch", "step", "lr"], " (and 2 more)")])
+def test_foreign_keys_are_counted(foreign, more):
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    obj = {"lowres_stream.model.0.0.weight": torch.zeros(1), **{k: 1 for k in foreign}}
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict(obj, Path("run/x.pth"))
+    assert str(e.value) == (f"run/x.pth: key 'epoch'{more} is not a tensor of the ASAP-Net "
+                            f"generator (all of whose keys are lowres_stream.model.*); {RESAVE}")
+
+
+def test_a_prefix_is_what_precedes_the_first_generator_path():
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    t = torch.zeros(1)
+    got = _find_generator_dict({"m.lowres_stream.model.0.w": t,
+                                "m.lowres_stream.model.lowres_stream.model.1": t}, Path("x.pth"))
+    assert list(got) == ["lowres_stream.model.0.w", "lowres_stream.model.lowres_stream.model.1"]
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict({"lowres_stream.model.0.w": t, "module.lowres_stream.model.1.w": t,
+                              "netG.lowres_stream.model.2.w": t}, Path("x.pth"))
+    assert str(e.value) == (
+        "x.pth: keys have different prefixes ('' as in 'lowres_stream.model.0.w', 'module.' as in "
+        "'module.lowres_stream.model.1.w', 'netG.' as in 'netG.lowres_stream.model.2.w'), so the "
+        f"file holds more than one model; {RESAVE}")
