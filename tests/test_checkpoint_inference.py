@@ -566,3 +566,68 @@ def test_a_prefix_is_what_precedes_the_first_generator_path():
         "x.pth: keys have different prefixes ('' as in 'lowres_stream.model.0.w', 'module.' as in "
         "'module.lowres_stream.model.1.w', 'netG.' as in 'netG.lowres_stream.model.2.w'), so the "
         f"file holds more than one model; {RESAVE}")
+
+
+# -- the low-res stream, tensor by tensor -------------------------------------------------------
+def _infer_error(state, overrides=None, options=None):
+    with pytest.raises(CheckpointError) as e:
+        infer_config(state, overrides, "ck.pth: ", options)
+    return str(e.value)
+
+
+def test_an_incomplete_low_res_stream_is_counted():
+    state = _zeros(CFG)  # 5 stem convolutions (S=16 learned), 2 blocks, the output convolution
+    strided = ("lowres_stream.model.2.", "lowres_stream.model.4.", "lowres_stream.model.6.",
+               "lowres_stream.model.8.")
+    assert _infer_error({k: v for k, v in state.items() if not k.startswith(strided)}) == (
+        "ck.pth: the low-res stream is incomplete (found 1 stem convolutions and 1 output "
+        "convolution); the file is not a full ASAP-Net generator")
+    assert _infer_error({k: v for k, v in state.items()
+                         if not k.startswith("lowres_stream.model.12.")}) == (
+        "ck.pth: the low-res stream is incomplete (found 5 stem convolutions and 0 output "
+        "convolution); the file is not a full ASAP-Net generator")
+    # two stem convolutions (one strided) are a whole stream
+    cfg, _ = infer_config(_zeros(small_config(hr_width=64, learned_ds_factor=2)))
+    assert cfg == small_config(hr_width=64, learned_ds_factor=2)
+
+
+@pytest.mark.parametrize("key,role,shape,kernel", [
+    ("lowres_stream.model.2.0.weight", "strided convolution", "[8, 8, 2, 2]", 3),
+    ("lowres_stream.model.10.conv_block.0.0.weight", "block convolution", "[16, 16, 2, 2]", 3),
+    ("lowres_stream.model.12.weight", "the output convolution", "[14339, 16, 2, 2]", 1)])
+def test_a_misshapen_convolution_is_named_with_its_role(key, role, shape, kernel):
+    state = _zeros(CFG)
+    state[key] = torch.zeros(*state[key].shape[:2], 2, 2)
+    assert _infer_error(state) == (
+        f"ck.pth: {role} {key} has shape {shape}; ASAP-Net's is [out_channels, in_channels, "
+        f"{kernel}, {kernel}]; {RESAVE}")
+
+
+@pytest.mark.parametrize("name,value,got,tensors", [
+    ("lr_max_width", 32, 16, "input of lowres_stream.model.12.weight"),
+    ("lr_depth", 3, 2, "number of conv_block layers"),
+    ("learned_ds_factor", 8, 16, "number of strided convolutions")])
+def test_what_the_tensors_settle_refuses_flags_and_overrides_the_file(name, value, got, tensors):
+    from pathlib import Path
+
+    state = _zeros(CFG)
+    assert _infer_error(state, {name: value}) == (
+        f"ck.pth: {name}={value} was requested but the checkpoint's tensors have {name}={got} "
+        f"({tensors})")
+    cfg, notes = infer_config(state, None, "ck.pth: ",
+                              TrainingOptions(Path("run/opt.txt"), {name: value}, {name: 7}))
+    assert cfg == CFG
+    assert notes == [f"warning: opt.txt line 7 says {name}: {value}, but the checkpoint has "
+                     f"{name}={got} ({tensors}); using the checkpoint's value"]
+
+
+def test_options_the_config_refuses_are_blamed_on_the_options_file():
+    from pathlib import Path
+
+    opts = TrainingOptions(Path("run/opt.txt"), {"hr_coor": "x"}, {"hr_coor": 3})
+    assert _infer_error(_zeros(CFG), None, opts) == (
+        "run/opt.txt: hr_coor: 'x' is not supported: the positional encoding must be 'cosine' "
+        "(the authors' CLI cannot switch it off either)")
+    assert _infer_error(_zeros(CFG), {"padding": "reflect"}) == (
+        "ck.pth: padding=reflect was requested but the checkpoint was trained with zero padding "
+        "(no pad layers)")
