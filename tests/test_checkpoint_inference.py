@@ -631,3 +631,29 @@ def test_options_the_config_refuses_are_blamed_on_the_options_file():
     assert _infer_error(_zeros(CFG), {"padding": "reflect"}) == (
         "ck.pth: padding=reflect was requested but the checkpoint was trained with zero padding "
         "(no pad layers)")
+
+
+def test_entries_must_be_tensors_and_floating_ones_become_float32():
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict({"lowres_stream.model.0.w": [1.0]}, Path("x.pth"))
+    assert str(e.value) == "x.pth: entry 'lowres_stream.model.0.w' is a list, not a tensor"
+    got = _find_generator_dict({"lowres_stream.model.0.w": torch.zeros(2, dtype=torch.float16),
+                                "lowres_stream.model.0.n": torch.zeros(2, dtype=torch.int64)},
+                               Path("x.pth"))
+    assert [t.dtype for t in got.values()] == [torch.float32, torch.int64]
+
+
+def test_a_missing_checkpoint_or_a_folder_says_what_to_pass(tmp_path):
+    from asap_deploy.checkpoint import read_state_dict
+
+    named = "(the authors' files are named like checkpoints/<name>/latest_net_G.pth)"
+    with pytest.raises(CheckpointError) as e:
+        read_state_dict(tmp_path / "latest_net_G.pth")
+    assert str(e.value) == f"checkpoint not found: {tmp_path / 'latest_net_G.pth'} {named}"
+    with pytest.raises(CheckpointError) as e:
+        read_state_dict(tmp_path)
+    assert str(e.value) == f"{tmp_path} is a directory, not a file: pass the checkpoint itself {named}"
