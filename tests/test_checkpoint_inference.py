@@ -2,6 +2,7 @@
 search, the padding and label-split rules, the width suggestion from opt.txt. The end-to-end
 cases (real files through load_checkpoint and the export CLI) are in test_checkpoint.py and
 test_errors_checkpoint.py."""
+import dataclasses
 import re
 from collections import OrderedDict
 
@@ -657,3 +658,22 @@ def test_a_missing_checkpoint_or_a_folder_says_what_to_pass(tmp_path):
     with pytest.raises(CheckpointError) as e:
         read_state_dict(tmp_path)
     assert str(e.value) == f"{tmp_path} is a directory, not a file: pass the checkpoint itself {named}"
+
+
+@pytest.mark.parametrize("flags,options,no_one_hot", [
+    (None, None, False), ({"no_one_hot": True}, None, True), (None, {"no_one_hot": True}, True),
+    ({"no_one_hot": False}, {"no_one_hot": True}, False)])
+def test_rgb_input_comes_from_a_flag_or_the_options_file(flags, options, no_one_hot):
+    rgb = small_config(hr_width=64, label_nc=3, no_one_hot=True)  # the tensors cannot tell
+    cfg, notes = infer_config(_zeros(rgb), flags,
+                              options=TrainingOptions(values=options) if options else None)
+    assert cfg == dataclasses.replace(rgb, no_one_hot=no_one_hot) and notes == []
+
+
+def test_config_and_state_dict_errors_name_the_file():
+    padded = _zeros(small_config(hr_width=64, padding="reflect"))
+    assert _infer_error(padded, {"padding": "mirror"}) == (
+        "ck.pth: padding must be one of ('zero', 'reflect', 'replicate'), got 'mirror'")
+    assert _infer_error({**_zeros(CFG), "lowres_stream.model.0.0.extra": torch.zeros(1)}) == (
+        f"ck.pth: unexpected tensor lowres_stream.model.0.0.extra [1]: the generator for the "
+        f"inferred architecture ({SUMMARY}) has no such key; {RESAVE}")
