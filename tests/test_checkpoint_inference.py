@@ -677,3 +677,28 @@ def test_config_and_state_dict_errors_name_the_file():
     assert _infer_error({**_zeros(CFG), "lowres_stream.model.0.0.extra": torch.zeros(1)}) == (
         f"ck.pth: unexpected tensor lowres_stream.model.0.0.extra [1]: the generator for the "
         f"inferred architecture ({SUMMARY}) has no such key; {RESAVE}")
+
+
+def test_load_checkpoint_keeps_options_notes_and_warnings_apart(tmp_path):
+    path = save(tmp_path / "run", opt_txt=opt_txt(lr_depth=3))
+    ck = load_checkpoint(path)
+    assert ck.config == CFG and ck.path == path and ck.options == {"lr_depth": 3}
+    assert ck.warnings == ["opt.txt line 2 says lr_depth: 3, but the checkpoint has lr_depth=2 "
+                           "(number of conv_block layers); using the checkpoint's value"]
+    assert ck.notes == []
+    bare = load_checkpoint(save(tmp_path / "bare"), {"padding": "zero"}, use_options_file=False)
+    assert (bare.options, bare.notes, bare.warnings) == ({}, [], [])
+
+
+def test_load_checkpoint_errors_start_with_the_path(tmp_path):
+    path = save(tmp_path / "extra", {**state_dict(), "lowres_stream.model.0.0.extra": torch.zeros(1)})
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert str(e.value) == (f"{path}: unexpected tensor lowres_stream.model.0.0.extra [1]: the "
+                            f"generator for the inferred architecture ({SUMMARY}) has no such "
+                            f"key; {RESAVE}")
+    listed = save(tmp_path / "list", [torch.zeros(1)])
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(listed)
+    assert str(e.value) == (f"{listed} holds a list, not a state dict: save the generator with "
+                            f"torch.save(netG.state_dict(), path)")
