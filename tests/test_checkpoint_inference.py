@@ -702,3 +702,28 @@ def test_load_checkpoint_errors_start_with_the_path(tmp_path):
         load_checkpoint(listed)
     assert str(e.value) == (f"{listed} holds a list, not a state dict: save the generator with "
                             f"torch.save(netG.state_dict(), path)")
+
+
+def test_every_mlp_field_given_is_quoted_when_nothing_fits():
+    assert _error(_zeros(CFG), {"hr_width": 24, "hr_depth": 4}) == (
+        f"{HEAD} 14339 MLP parameters and no pixelwise-MLP configurations fit it (hr_width=24 "
+        f"was requested; hr_depth=4 was requested); {PASS_MLP}")
+
+
+def test_a_depth_one_mlp_is_refused_even_where_the_count_fits():
+    # 8 -> 8 -> 3 with depth 1 would be 171 parameters for a 27-channel first layer (S=32)
+    fixed = {"hr_width": 8, "output_nc": 3, "lr_instance": False}
+    assert _mlp_candidates(171, 6, 2, {**fixed, "hr_depth": 1}) == []
+
+
+def test_build_generator_loads_strictly_even_without_the_shape_check(tmp_path, monkeypatch):
+    import asap_deploy.checkpoint as checkpoint
+
+    ck = load_checkpoint(save(tmp_path))
+    del ck.state_dict["lowres_stream.model.0.1.bias"]
+    monkeypatch.setattr(checkpoint, "check_state_dict", lambda *a: None)
+    with pytest.raises(CheckpointError) as e:
+        ck.build_generator()
+    assert str(e.value) == (
+        f"{ck.path}: weights do not fit the inferred architecture (Error(s) in loading "
+        f"state_dict for ASAPNetGenerator:)")
