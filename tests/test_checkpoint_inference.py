@@ -3,13 +3,14 @@ search, the padding and label-split rules, the width suggestion from opt.txt. Th
 cases (real files through load_checkpoint and the export CLI) are in test_checkpoint.py and
 test_errors_checkpoint.py."""
 
+import dataclasses
 import re
 from collections import OrderedDict
 
 import pytest
 import torch
 from conftest import small_config
-from error_cases import CFG, state_dict
+from error_cases import CFG, opt_txt, save, state_dict
 
 from asap_deploy.checkpoint import (
     _first_sentence,
@@ -473,3 +474,398 @@ def test_flags_no_mlp_can_have_are_refused_by_name(flag):
 def test_width_one_mlp_is_legal():
     cfg, _ = infer_config(_zeros(small_config(hr_width=1)), {"hr_width": 1})
     assert (cfg.hr_width, cfg.hr_depth) == (1, 5)
+
+
+def test_too_few_input_channels_with_nothing_requested_blames_the_file():
+    from asap_deploy.checkpoint import _label_split
+
+    arch = {"in_channels": 1, "first_key": "lowres_stream.model.0.0.weight", "first_shape": "[8, 1, 3, 3]"}
+    # one input channel, which the MLP search gave to the instance edge: no label is left
+    with pytest.raises(CheckpointError) as e:
+        _label_split(arch, {}, {}, TrainingOptions(), True, "ck.pth: ")
+    assert str(e.value) == (
+        f"ck.pth: {FIRST} [8, 1, 3, 3] takes 1 input channels, too few for 1 instance-edge and 0 "
+        f"don't-care channels plus at least one label; {RESAVE}"
+    )
+
+
+# -- the padding rule ---------------------------------------------------------------------------
+ZERO_PADDED = {"zero_padded": True, "first_key": "lowres_stream.model.0.0.weight"}
+PADDED = {"zero_padded": False, "first_key": "lowres_stream.model.1.weight"}
+PAD_OPTIONS = {
+    None: {},
+    "zero": {"reflection_pad": False, "replicate_pad": False},
+    "reflect": {"reflection_pad": True, "replicate_pad": False},
+    "replicate": {"reflection_pad": False, "replicate_pad": True},
+}
+ASSUMED = "assuming --reflection_pad (pass --padding replicate if it was trained with --replicate_pad)"
+
+
+def _pad(arch, asked=None, said=None):
+    """_padding with ``asked`` from a flag and ``said`` from an opt.txt (lines 4 and 5)."""
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _padding
+
+    opts = TrainingOptions(
+        Path("run/opt.txt"), dict(PAD_OPTIONS[said]), {"reflection_pad": 4, "replicate_pad": 5}
+    )
+    notes = []
+    got = _padding(
+        arch,
+        {} if asked is None else {"padding": asked},
+        {} if said is None else {"padding": said},
+        opts,
+        "ck.pth: ",
+        notes,
+    )
+    return got, notes
+
+
+def test_zero_padding_is_what_a_checkpoint_without_pad_layers_has():
+    assert _pad(ZERO_PADDED) == ("zero", [])
+    assert _pad(ZERO_PADDED, asked="zero") == ("zero", [])
+    assert _pad(ZERO_PADDED, said="zero") == ("zero", [])
+    assert _pad(ZERO_PADDED, said="replicate") == (
+        "zero",
+        [
+            "warning: opt.txt line 4 says reflection_pad: False, opt.txt line 5 says replicate_pad: "
+            "True, but the checkpoint has no pad layers (lowres_stream.model.0.0.weight is layer 0): "
+            "using zero padding"
+        ],
+    )
+    with pytest.raises(CheckpointError) as e:
+        _pad(ZERO_PADDED, asked="reflect", said="zero")
+    assert str(e.value) == (
+        "ck.pth: padding=reflect was requested but the checkpoint was trained "
+        "with zero padding (no pad layers)"
+    )
+
+
+def test_pad_layers_take_the_kind_asked_for_or_assume_reflect():
+    assert _pad(PADDED) == ("reflect", [f"pad layers found: {ASSUMED}"])
+    assert _pad(PADDED, said="reflect") == ("reflect", [])
+    assert _pad(PADDED, said="replicate") == ("replicate", [])
+    assert _pad(PADDED, asked="replicate", said="reflect") == ("replicate", [])
+    assert _pad(PADDED, said="zero") == (
+        "reflect",
+        [
+            "warning: opt.txt line 4 says reflection_pad: False, opt.txt line 5 says replicate_pad: "
+            "False, but the checkpoint has pad layers (lowres_stream.model.1.weight is not layer 0): "
+            f"{ASSUMED}"
+        ],
+    )
+    with pytest.raises(CheckpointError) as e:
+        _pad(PADDED, asked="zero", said="reflect")
+    assert str(e.value) == (
+        "ck.pth: padding=zero was requested but the checkpoint has "
+        "reflect/replicate pad layers (--padding reflect|replicate)"
+    )
+
+
+# -- what the file holds ------------------------------------------------------------------------
+def test_a_file_that_holds_no_dict_is_named_with_its_type():
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict([torch.zeros(1)], Path("run/x.pth"))
+    assert str(e.value) == (
+        "run/x.pth holds a list, not a state dict: save the generator with "
+        "torch.save(netG.state_dict(), path)"
+    )
+    # inside a wrapper, the messages still name the file
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict({"epoch": 3, "netG": {"conv.weight": torch.zeros(1)}}, Path("run/x.pth"))
+    assert str(e.value) == (
+        "run/x.pth has no 'lowres_stream.model.*' tensors, so it is not an "
+        "ASAP-Net generator checkpoint (pass *_net_G.pth, not *_net_D.pth)"
+    )
+
+
+def test_mlp_search_bounds_depth_and_needs_a_positional_encoding():
+    deep = MLPSpec(6, 32, hidden_width=64, depth=11)  # depths 2..10 are searched
+    assert _mlp_candidates(deep.num_params, 6, 2, {}) == [
+        {"hr_width": 96, "hr_depth": 6, "output_nc": 3, "lr_instance": False, "downsampling": 8}
+    ]
+    assert _mlp_candidates(deep.num_params, 6, 2, {"hr_depth": 11}) == [
+        {"hr_width": 64, "hr_depth": 11, "output_nc": 3, "lr_instance": False, "downsampling": 32}
+    ]
+    # first layer exactly as wide as the label channels: no encoding channel, so no S, no MLP
+    c0, hw, depth, out = 6, 64, 5, 3
+    params = (c0 + 1) * hw + (depth - 2) * (hw + 1) * hw + (hw + 1) * out
+    assert (
+        _mlp_candidates(
+            params, 6, 1, {"hr_width": hw, "hr_depth": depth, "output_nc": out, "lr_instance": False}
+        )
+        == []
+    )
+
+
+def test_options_that_settle_an_ambiguous_mlp_leave_no_note():
+    odd = _zeros(small_config(hr_width=24, hr_depth=4, downsampling=16))
+    cfg, notes = infer_config(odd, None, options=TrainingOptions(values={"hr_width": 24, "hr_depth": 4}))
+    assert (cfg.hr_width, cfg.hr_depth, cfg.output_nc, cfg.downsampling) == (24, 4, 3, 16)
+    assert notes == []
+
+
+def test_check_state_dict_counts_exactly_two():
+    state = state_dict()
+    keys = list(state)
+    # a key without a dot (a state dict edited after loading) is still named
+    _expect(
+        {**state, "weight_u": torch.zeros(1), "lowres_stream.y": torch.zeros(1)},
+        f"unexpected tensor weight_u [1] (and 1 more): the generator for the inferred "
+        f"architecture ({SUMMARY}) has no such key (a spectral-norm tensor: ASAP-Net's "
+        f"generator uses norm_G=instanceaffine, without spectral norm); {RESAVE}",
+    )
+    two = {k: v for k, v in state.items() if k not in keys[1:3]}
+    _expect(
+        two,
+        f"missing tensor {keys[1]} [8] and 1 more: the inferred architecture ({SUMMARY}) needs it; {RESAVE}",
+    )
+
+
+@pytest.mark.parametrize(
+    "foreign,more",
+    [(["epoch"], ""), (["epoch", "step"], " (and 1 more)"), (["epoch", "step", "lr"], " (and 2 more)")],
+)
+def test_foreign_keys_are_counted(foreign, more):
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    obj = {"lowres_stream.model.0.0.weight": torch.zeros(1), **{k: 1 for k in foreign}}
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict(obj, Path("run/x.pth"))
+    assert str(e.value) == (
+        f"run/x.pth: key 'epoch'{more} is not a tensor of the ASAP-Net "
+        f"generator (all of whose keys are lowres_stream.model.*); {RESAVE}"
+    )
+
+
+def test_a_prefix_is_what_precedes_the_first_generator_path():
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    t = torch.zeros(1)
+    got = _find_generator_dict(
+        {"m.lowres_stream.model.0.w": t, "m.lowres_stream.model.lowres_stream.model.1": t}, Path("x.pth")
+    )
+    assert list(got) == ["lowres_stream.model.0.w", "lowres_stream.model.lowres_stream.model.1"]
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict(
+            {
+                "lowres_stream.model.0.w": t,
+                "module.lowres_stream.model.1.w": t,
+                "netG.lowres_stream.model.2.w": t,
+            },
+            Path("x.pth"),
+        )
+    assert str(e.value) == (
+        "x.pth: keys have different prefixes ('' as in 'lowres_stream.model.0.w', 'module.' as in "
+        "'module.lowres_stream.model.1.w', 'netG.' as in 'netG.lowres_stream.model.2.w'), so the "
+        f"file holds more than one model; {RESAVE}"
+    )
+
+
+# -- the low-res stream, tensor by tensor -------------------------------------------------------
+def _infer_error(state, overrides=None, options=None):
+    with pytest.raises(CheckpointError) as e:
+        infer_config(state, overrides, "ck.pth: ", options)
+    return str(e.value)
+
+
+def test_an_incomplete_low_res_stream_is_counted():
+    state = _zeros(CFG)  # 5 stem convolutions (S=16 learned), 2 blocks, the output convolution
+    strided = (
+        "lowres_stream.model.2.",
+        "lowres_stream.model.4.",
+        "lowres_stream.model.6.",
+        "lowres_stream.model.8.",
+    )
+    assert _infer_error({k: v for k, v in state.items() if not k.startswith(strided)}) == (
+        "ck.pth: the low-res stream is incomplete (found 1 stem convolutions and 1 output "
+        "convolution); the file is not a full ASAP-Net generator"
+    )
+    assert _infer_error({k: v for k, v in state.items() if not k.startswith("lowres_stream.model.12.")}) == (
+        "ck.pth: the low-res stream is incomplete (found 5 stem convolutions and 0 output "
+        "convolution); the file is not a full ASAP-Net generator"
+    )
+    # two stem convolutions (one strided) are a whole stream
+    cfg, _ = infer_config(_zeros(small_config(hr_width=64, learned_ds_factor=2)))
+    assert cfg == small_config(hr_width=64, learned_ds_factor=2)
+
+
+@pytest.mark.parametrize(
+    "key,role,shape,kernel",
+    [
+        ("lowres_stream.model.2.0.weight", "strided convolution", "[8, 8, 2, 2]", 3),
+        ("lowres_stream.model.10.conv_block.0.0.weight", "block convolution", "[16, 16, 2, 2]", 3),
+        ("lowres_stream.model.12.weight", "the output convolution", "[14339, 16, 2, 2]", 1),
+    ],
+)
+def test_a_misshapen_convolution_is_named_with_its_role(key, role, shape, kernel):
+    state = _zeros(CFG)
+    state[key] = torch.zeros(*state[key].shape[:2], 2, 2)
+    assert _infer_error(state) == (
+        f"ck.pth: {role} {key} has shape {shape}; ASAP-Net's is [out_channels, in_channels, "
+        f"{kernel}, {kernel}]; {RESAVE}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name,value,got,tensors",
+    [
+        ("lr_max_width", 32, 16, "input of lowres_stream.model.12.weight"),
+        ("lr_depth", 3, 2, "number of conv_block layers"),
+        ("learned_ds_factor", 8, 16, "number of strided convolutions"),
+    ],
+)
+def test_what_the_tensors_settle_refuses_flags_and_overrides_the_file(name, value, got, tensors):
+    from pathlib import Path
+
+    state = _zeros(CFG)
+    assert _infer_error(state, {name: value}) == (
+        f"ck.pth: {name}={value} was requested but the checkpoint's tensors have {name}={got} ({tensors})"
+    )
+    cfg, notes = infer_config(
+        state, None, "ck.pth: ", TrainingOptions(Path("run/opt.txt"), {name: value}, {name: 7})
+    )
+    assert cfg == CFG
+    assert notes == [
+        f"warning: opt.txt line 7 says {name}: {value}, but the checkpoint has "
+        f"{name}={got} ({tensors}); using the checkpoint's value"
+    ]
+
+
+def test_options_the_config_refuses_are_blamed_on_the_options_file():
+    from pathlib import Path
+
+    opts = TrainingOptions(Path("run/opt.txt"), {"hr_coor": "x"}, {"hr_coor": 3})
+    assert _infer_error(_zeros(CFG), None, opts) == (
+        "run/opt.txt: hr_coor: 'x' is not supported: the positional encoding must be 'cosine' "
+        "(the authors' CLI cannot switch it off either)"
+    )
+    assert _infer_error(_zeros(CFG), {"padding": "reflect"}) == (
+        "ck.pth: padding=reflect was requested but the checkpoint was trained with zero padding "
+        "(no pad layers)"
+    )
+
+
+def test_entries_must_be_tensors_and_floating_ones_become_float32():
+    from pathlib import Path
+
+    from asap_deploy.checkpoint import _find_generator_dict
+
+    with pytest.raises(CheckpointError) as e:
+        _find_generator_dict({"lowres_stream.model.0.w": [1.0]}, Path("x.pth"))
+    assert str(e.value) == "x.pth: entry 'lowres_stream.model.0.w' is a list, not a tensor"
+    got = _find_generator_dict(
+        {
+            "lowres_stream.model.0.w": torch.zeros(2, dtype=torch.float16),
+            "lowres_stream.model.0.n": torch.zeros(2, dtype=torch.int64),
+        },
+        Path("x.pth"),
+    )
+    assert [t.dtype for t in got.values()] == [torch.float32, torch.int64]
+
+
+def test_a_missing_checkpoint_or_a_folder_says_what_to_pass(tmp_path):
+    from asap_deploy.checkpoint import read_state_dict
+
+    named = "(the authors' files are named like checkpoints/<name>/latest_net_G.pth)"
+    with pytest.raises(CheckpointError) as e:
+        read_state_dict(tmp_path / "latest_net_G.pth")
+    assert str(e.value) == f"checkpoint not found: {tmp_path / 'latest_net_G.pth'} {named}"
+    with pytest.raises(CheckpointError) as e:
+        read_state_dict(tmp_path)
+    assert str(e.value) == f"{tmp_path} is a directory, not a file: pass the checkpoint itself {named}"
+
+
+@pytest.mark.parametrize(
+    "flags,options,no_one_hot",
+    [
+        (None, None, False),
+        ({"no_one_hot": True}, None, True),
+        (None, {"no_one_hot": True}, True),
+        ({"no_one_hot": False}, {"no_one_hot": True}, False),
+    ],
+)
+def test_rgb_input_comes_from_a_flag_or_the_options_file(flags, options, no_one_hot):
+    rgb = small_config(hr_width=64, label_nc=3, no_one_hot=True)  # the tensors cannot tell
+    cfg, notes = infer_config(
+        _zeros(rgb), flags, options=TrainingOptions(values=options) if options else None
+    )
+    assert cfg == dataclasses.replace(rgb, no_one_hot=no_one_hot) and notes == []
+
+
+def test_config_and_state_dict_errors_name_the_file():
+    padded = _zeros(small_config(hr_width=64, padding="reflect"))
+    assert _infer_error(padded, {"padding": "mirror"}) == (
+        "ck.pth: padding must be one of ('zero', 'reflect', 'replicate'), got 'mirror'"
+    )
+    assert _infer_error({**_zeros(CFG), "lowres_stream.model.0.0.extra": torch.zeros(1)}) == (
+        f"ck.pth: unexpected tensor lowres_stream.model.0.0.extra [1]: the generator for the "
+        f"inferred architecture ({SUMMARY}) has no such key; {RESAVE}"
+    )
+
+
+def test_load_checkpoint_keeps_options_notes_and_warnings_apart(tmp_path):
+    path = save(tmp_path / "run", opt_txt=opt_txt(lr_depth=3))
+    ck = load_checkpoint(path)
+    assert ck.config == CFG and ck.path == path and ck.options == {"lr_depth": 3}
+    assert ck.warnings == [
+        "opt.txt line 2 says lr_depth: 3, but the checkpoint has lr_depth=2 "
+        "(number of conv_block layers); using the checkpoint's value"
+    ]
+    assert ck.notes == []
+    bare = load_checkpoint(save(tmp_path / "bare"), {"padding": "zero"}, use_options_file=False)
+    assert (bare.options, bare.notes, bare.warnings) == ({}, [], [])
+
+
+def test_load_checkpoint_errors_start_with_the_path(tmp_path):
+    path = save(tmp_path / "extra", {**state_dict(), "lowres_stream.model.0.0.extra": torch.zeros(1)})
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert str(e.value) == (
+        f"{path}: unexpected tensor lowres_stream.model.0.0.extra [1]: the "
+        f"generator for the inferred architecture ({SUMMARY}) has no such "
+        f"key; {RESAVE}"
+    )
+    listed = save(tmp_path / "list", [torch.zeros(1)])
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(listed)
+    assert str(e.value) == (
+        f"{listed} holds a list, not a state dict: save the generator with "
+        f"torch.save(netG.state_dict(), path)"
+    )
+
+
+def test_every_mlp_field_given_is_quoted_when_nothing_fits():
+    assert _error(_zeros(CFG), {"hr_width": 24, "hr_depth": 4}) == (
+        f"{HEAD} 14339 MLP parameters and no pixelwise-MLP configurations fit it (hr_width=24 "
+        f"was requested; hr_depth=4 was requested); {PASS_MLP}"
+    )
+
+
+def test_a_depth_one_mlp_is_refused_even_where_the_count_fits():
+    # 8 -> 8 -> 3 with depth 1 would be 171 parameters for a 27-channel first layer (S=32)
+    fixed = {"hr_width": 8, "output_nc": 3, "lr_instance": False}
+    assert _mlp_candidates(171, 6, 2, {**fixed, "hr_depth": 1}) == []
+
+
+def test_build_generator_loads_strictly_even_without_the_shape_check(tmp_path, monkeypatch):
+    import asap_deploy.checkpoint as checkpoint
+
+    ck = load_checkpoint(save(tmp_path))
+    del ck.state_dict["lowres_stream.model.0.1.bias"]
+    monkeypatch.setattr(checkpoint, "check_state_dict", lambda *a: None)
+    with pytest.raises(CheckpointError) as e:
+        ck.build_generator()
+    assert str(e.value) == (
+        f"{ck.path}: weights do not fit the inferred architecture (Error(s) in loading "
+        f"state_dict for ASAPNetGenerator:)"
+    )

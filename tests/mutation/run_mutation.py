@@ -114,6 +114,46 @@ def stage(only: List[str], tests: List[str]) -> None:
     (STAGE / "setup.cfg").write_text(cfg)
 
 
+def refresh() -> List[str]:
+    """Bring the current sources and tests into an earlier run's ``build/mutation``: mutmut then
+    regenerates the mutants of the functions whose code changed (their results are reset) and runs
+    the current tests. A changed file is copied with a new modification time: mutmut regenerates a
+    file's mutants only when the source is newer than them, and ``copy2`` would keep the working
+    tree's time, which can be older than the mutants although the content differs."""
+    changed = []
+    for folder in ("asap_deploy", "tests"):
+        src, dst = ROOT / folder, STAGE / folder
+        wanted = set()
+        for f in src.rglob("*"):
+            rel = f.relative_to(src)
+            if (
+                not f.is_file()
+                or any(p in ("__pycache__", ".hypothesis", "mutation") for p in rel.parts)
+                or f.suffix == ".pyc"
+            ):
+                continue
+            wanted.add(rel)
+            target = dst / rel
+            if target.is_file() and target.read_bytes() == f.read_bytes():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+            changed.append(f"{folder}/{rel}")
+        for f in dst.rglob("*"):
+            rel = f.relative_to(dst)
+            if (
+                f.is_file()
+                and rel not in wanted
+                and not any(p in ("__pycache__", ".hypothesis", "mutation") for p in rel.parts)
+                and f.suffix != ".pyc"
+            ):
+                f.unlink()
+                changed.append(f"{folder}/{rel} (removed)")
+    if changed:
+        print("refreshed from the working tree: " + ", ".join(changed))
+    return changed
+
+
 def _mutmut(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("mutmut")
     return subprocess.run([str(exe), *args], cwd=STAGE, text=True, capture_output=capture, check=False)
@@ -260,7 +300,9 @@ def main() -> int:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="go on with an interrupted run in build/mutation (finished mutants keep their results)",
+        help="go on with an interrupted run in build/mutation with the current sources "
+        "and tests (finished mutants keep their results unless their function "
+        "changed)",
     )
     p.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the last run's build/mutation"
@@ -274,12 +316,9 @@ def main() -> int:
         return 2
     command = "python tests/mutation/run_mutation.py " + " ".join(sys.argv[1:])
     names: List[str] = []
-    if args.rerun_survivors:
-        # the current tests and sources: mutmut regenerates the mutants of changed functions
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutation")
-        for folder in ("tests", "asap_deploy"):
-            shutil.copytree(ROOT / folder, STAGE / folder, ignore=ignore, dirs_exist_ok=True)
-    elif not (args.report_only or args.resume):
+    if args.rerun_survivors or args.resume:
+        refresh()
+    elif not args.report_only:
         stage(args.only, args.tests)
     if not args.report_only:
         t0 = time.monotonic()
