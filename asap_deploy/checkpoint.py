@@ -388,7 +388,8 @@ def infer_config(
     try:
         soft = {k: v for k, v in options_to_overrides(opts.values).items() if k not in hard}
     except ConfigError as exc:
-        raise CheckpointError(f"{opts.path or where}: {exc}") from None
+        # ``where`` already ends in ": " (or is empty); the options file is named when there is one
+        raise CheckpointError(f"{opts.path}: {exc}" if opts.path else f"{where}{exc}") from None
     arch = _architecture_from_tensors(state, where)
     notes: List[str] = []
 

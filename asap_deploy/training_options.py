@@ -239,10 +239,18 @@ FIELD_OPTIONS = {
     "instance_edge": ("no_instance_edge",),
     "no_one_hot": ("no_one_hot",),
     "padding": ("reflection_pad", "replicate_pad"),
+    # --no_one_hot forces label_nc 3: a message about label_nc must quote it when it is set
+    "label_nc": ("label_nc", "no_one_hot"),
 }
+#: options that settle another field only when true (a false no_one_hot says nothing of label_nc)
+_QUOTED_ONLY_WHEN_SET = {"no_one_hot"}
 
 
 def describe_field(opts: TrainingOptions, field_name: str) -> str:
     """``opt.txt line 7 says no_instance_edge: True`` for the options behind a config field."""
-    names = [n for n in FIELD_OPTIONS.get(field_name, (field_name,)) if n in opts.values]
+    names = [
+        n
+        for n in FIELD_OPTIONS.get(field_name, (field_name,))
+        if n in opts.values and (n == field_name or n not in _QUOTED_ONLY_WHEN_SET or opts.values[n])
+    ]
     return ", ".join(opts.says(n) for n in names) or f"{opts.where(field_name)}"

@@ -869,3 +869,32 @@ def test_build_generator_loads_strictly_even_without_the_shape_check(tmp_path, m
         f"{ck.path}: weights do not fit the inferred architecture (Error(s) in loading "
         f"state_dict for ASAPNetGenerator:)"
     )
+
+
+def test_options_without_a_file_are_blamed_once():
+    """Options given through the API (no file behind them): the checkpoint is named once."""
+    opts = TrainingOptions(values={"hr_coor": "x"})
+    assert _infer_error(_zeros(CFG), None, opts) == (
+        "ck.pth: hr_coor: 'x' is not supported: the positional encoding must be 'cosine' "
+        "(the authors' CLI cannot switch it off either)"
+    )
+
+
+def test_no_one_hot_in_the_options_file_is_quoted_when_it_contradicts_the_tensors():
+    """no_one_hot sets label_nc 3; against a 6-channel first convolution the message must name
+    the option that did it, not just the file."""
+    from pathlib import Path
+
+    opts = TrainingOptions(Path("run/opt.txt"), {"no_one_hot": True}, {"no_one_hot": 9})
+    message = _infer_error(_zeros(small_config(label_nc=6, instance_edge=False)), None, opts)
+    assert "opt.txt line 9 says no_one_hot: True, which makes label_nc 3 " in message, message
+
+
+def test_a_false_no_one_hot_is_not_quoted_for_label_nc():
+    from pathlib import Path
+
+    from asap_deploy.training_options import describe_field
+
+    opts = TrainingOptions(Path("run/opt.txt"), {"label_nc": 5, "no_one_hot": False}, {"label_nc": 3})
+    assert describe_field(opts, "label_nc") == "opt.txt line 3 says label_nc: 5"
+    assert describe_field(opts, "no_one_hot") == "opt.txt says no_one_hot: False"
