@@ -202,7 +202,14 @@ def test_results_folder_records_its_own_command():
     assert bench["cpu"] == parity["cpu"] and "EPYC" in bench["cpu"], (
         "the folder is named after the CPU /proc/cpuinfo reports"
     )
-    assert (CPU / "bench.md").read_text().startswith(f"Device: {bench['cpu']}; command: `{bench['command']}`")
+    assert (
+        (CPU / "bench.md")
+        .read_text()
+        .startswith(
+            f"Device: {bench['cpu']}; load average (1 min) when written: {bench['load_average_1min']}; "
+            f"command: `{bench['command']}`"
+        )
+    )
 
 
 # -- single figures in prose -------------------------------------------------------------------
