@@ -81,29 +81,26 @@ def _hash_cache_in_tmp(tmp_path_factory):
         yield
 
 
+def export_for_test(
+    ckpt: Path, out: Path, *flags: str, width: object, precision=("fp32",), engine: str = "none"
+) -> Path:
+    """``python -m asap_deploy.export`` as the tests call it: no parity check (test_onnx_export
+    measures it), no engine unless asked, the test failing unless the export succeeds."""
+    from asap_deploy.export import main as export_main
+
+    argv = [str(ckpt), "--width", str(width), "--out", str(out), "--precision", *precision]
+    argv += ["--no-parity", "--engine", engine, *flags]
+    assert export_main(argv) == 0, argv
+    return Path(out)
+
+
 @pytest.fixture(scope="session")
 def small_fp32_export(tmp_path_factory):
     """A one-hot FP32 export with instance edges, from a checkpoint file (parity reloads it); made
     once for the test_errors_* files and never changed: a test that damages one copies it."""
     from error_cases import WIDTH, save
 
-    from asap_deploy.export import main as export_main
-
     root = tmp_path_factory.mktemp("small-export")
     out = root / "small"
-    assert (
-        export_main(
-            [
-                str(save(root / "ck")),
-                "--width",
-                WIDTH,
-                "--out",
-                str(out),
-                "--precision",
-                "fp32",
-                "--no-parity",
-            ]
-        )
-        == 0
-    )  # FP32 only: no engine is built
+    export_for_test(save(root / "ck"), out, width=WIDTH)
     return out

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import small_config
+from conftest import export_for_test, small_config
 from PIL import Image
 from reference_asapnet import reference_generator
 
 import asap_deploy
 from asap_deploy.demo import demo_generator
 from asap_deploy.errors import ConfigError, InputError, InputPathError
-from asap_deploy.export import main as export_main
 from asap_deploy.translate import main as translate_main
 
 # name: (config, opt.txt lines); widths small, structure the paper's
@@ -64,23 +63,7 @@ def exports(tmp_path_factory):
     for name in MODELS:
         ckpt, gen = _write_checkpoint(root, name)
         folder = root / f"export-{name}"
-        assert (
-            export_main(
-                [
-                    str(ckpt),
-                    "--width",
-                    str(WIDTH),
-                    "--out",
-                    str(folder),
-                    "--precision",
-                    "fp32",
-                    "--no-parity",
-                    "--engine",
-                    "none",
-                ]
-            )
-            == 0
-        )
+        export_for_test(ckpt, folder, width=WIDTH)
         out[name] = (folder, gen)
     return out
 
@@ -184,25 +167,7 @@ def test_one_hot_and_label_map_exports_agree(exports, tmp_path):
     folder, gen = exports["city"]
     ckpt = Path(json.loads((folder / "manifest.json").read_text())["source"]["checkpoint"])
     labels = tmp_path / "labels"
-    assert (
-        export_main(
-            [
-                str(ckpt),
-                "--width",
-                str(WIDTH),
-                "--out",
-                str(labels),
-                "--input",
-                "labels",
-                "--precision",
-                "fp32",
-                "--no-parity",
-                "--engine",
-                "none",
-            ]
-        )
-        == 0
-    )
+    export_for_test(ckpt, labels, "--input", "labels", width=WIDTH)
     s = scene(gen.config, seed=2)
     with asap_deploy.load(folder) as a, asap_deploy.load(labels) as b:
         assert json.loads((labels / "manifest.json").read_text())["input_mode"] == "labels"

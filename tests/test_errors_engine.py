@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import export_for_test
 from error_cases import WIDTH, assert_one_error_line, save
 
 from asap_deploy.engine import loader
 from asap_deploy.engine.builder import BuildError, BuildOptions, build_engine, sidecar_path
 from asap_deploy.engine.loader import EngineMismatchError, check_compatible, load_engine
 from asap_deploy.errors import MissingDependencyError
-from asap_deploy.export import main as export_main
 
 TESTS = Path(__file__).parent
 
@@ -32,21 +32,7 @@ def _rtx():
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("eng")
     out = root / "small"
-    assert (
-        export_main(
-            [
-                str(save(root / "ck")),
-                "--width",
-                WIDTH,
-                "--out",
-                str(out),
-                "--precision",
-                "fp16",
-                "--no-parity",
-            ]
-        )
-        == 0
-    )
+    export_for_test(save(root / "ck"), out, width=WIDTH, precision=("fp16",), engine="auto")
     return out
 
 

@@ -6,11 +6,10 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-from conftest import small_config
+from conftest import export_for_test, small_config
 
 from asap_deploy.bench import main as bench_main
 from asap_deploy.demo import demo_generator
-from asap_deploy.export import main as export_main
 from asap_deploy.harness.timing import summarize
 from asap_deploy.parity import main as parity_main
 from asap_deploy.parity import polygraphy_verdict
@@ -27,24 +26,7 @@ def export_dirs(tmp_path_factory):
         ckpt.parent.mkdir()
         torch.save(OrderedDict(demo_generator(cfg).state_dict()), ckpt)
         out = root / f"export{i}"
-        assert (
-            export_main(
-                [
-                    str(ckpt),
-                    "--width",
-                    str(cfg.downsampling * 2),
-                    "--out",
-                    str(out),
-                    "--precision",
-                    "fp32",
-                    "fp16",
-                    "--no-parity",
-                    "--engine",
-                    "none",
-                ]
-            )
-            == 0
-        )
+        export_for_test(ckpt, out, width=cfg.downsampling * 2, precision=("fp32", "fp16"))
         dirs.append(str(out))
     return dirs
 

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from conftest import export_for_test
 
 from asap_deploy import hash_cache
 
@@ -107,27 +108,10 @@ def test_export_verification_reads_each_file_once(tmp_path, cache):
     """What makes verifying a multi-gigabyte export on every command affordable."""
     from error_cases import WIDTH, save
 
-    from asap_deploy.export import main as export_main
     from asap_deploy.export_folder import verify_export
 
     out = tmp_path / "exp"
-    assert (
-        export_main(
-            [
-                str(save(tmp_path / "ck")),
-                "--width",
-                WIDTH,
-                "--out",
-                str(out),
-                "--precision",
-                "fp32",
-                "--no-parity",
-                "--engine",
-                "none",
-            ]
-        )
-        == 0
-    )
+    export_for_test(save(tmp_path / "ck"), out, width=WIDTH)
     n_files = len(json.loads((out / "manifest.json").read_text())["files"])
     cache.clear()
     verify_export(out)

@@ -7,13 +7,12 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-from conftest import small_config
+from conftest import export_for_test, small_config
 
 from asap_deploy.artifacts import ExportFolder
 from asap_deploy.demo import demo_generator
 from asap_deploy.engine.naming import engine_filename, engine_path, parse_engine_filename
 from asap_deploy.errors import ConfigError, InputError
-from asap_deploy.export import main as export_main
 from asap_deploy.runners import registry
 from asap_deploy.runners.base import InferenceError, Runner, RunnerStateError, RunnerUnavailable
 from asap_deploy.runners.input_checks import TensorMeta, ValueRule, check_feeds
@@ -31,25 +30,7 @@ def export(tmp_path_factory):
     ckpt.parent.mkdir()
     torch.save(OrderedDict(demo_generator(cfg).state_dict()), ckpt)
     out = root / "export"
-    assert (
-        export_main(
-            [
-                str(ckpt),
-                "--width",
-                "64",
-                "--out",
-                str(out),
-                "--input",
-                "labels",
-                "--precision",
-                "fp32",
-                "--no-parity",
-                "--engine",
-                "none",
-            ]
-        )
-        == 0
-    )
+    export_for_test(ckpt, out, "--input", "labels", width="64")
     return ExportFolder(out)
 
 

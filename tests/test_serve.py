@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import small_config
+from conftest import export_for_test, small_config
 
 import asap_deploy
 from asap_deploy.demo import demo_generator
 from asap_deploy.errors import InputError
-from asap_deploy.export import main as export_main
 from asap_deploy.image_io import png_bytes
 from asap_deploy.serve import main as serve_main
 
@@ -52,23 +51,7 @@ def export_dir(tmp_path_factory):
     ckpt = root / "net_G.pth"
     with torch.no_grad():
         torch.save(OrderedDict(demo_generator(small_config(), seed=3).state_dict()), ckpt)
-        assert (
-            export_main(
-                [
-                    str(ckpt),
-                    "--width",
-                    str(WIDTH),
-                    "--out",
-                    str(root / "export"),
-                    "--precision",
-                    "fp32",
-                    "--no-parity",
-                    "--engine",
-                    "none",
-                ]
-            )
-            == 0
-        )
+        export_for_test(ckpt, root / "export", width=WIDTH)
     return root / "export"
 
 
