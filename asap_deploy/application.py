@@ -411,6 +411,9 @@ def _choose_runner(
         ), []
     notes: List[str] = []
     if backend in ("tensorrt", "tensorrt_rtx"):
+        from .engine.trt_module import import_tensorrt
+
+        import_tensorrt(backend)  # missing module first: an engine would not help without it
         engines = _engines(export, backend)
         if not engines:
             have = ", ".join(e["file"] for e in export.engines) or "none"
@@ -422,7 +425,12 @@ def _choose_runner(
                 f"with python -m asap_deploy.build {export.path / graph} --module "
                 f"{backend}"
             )
-        return _activate(_trt(export.engine_path(engines[0]), backend, cuda, rules)), []
+        try:
+            return _activate(_trt(export.engine_path(engines[0]), backend, cuda, rules)), []
+        except RunnerUnavailable as exc:
+            raise RunnerUnavailable(
+                f"backend {backend}: {exc}; use backend onnxruntime (or auto) on this machine"
+            ) from None
 
     # auto: the fastest thing that runs here
     if gpu:

@@ -150,6 +150,16 @@ def _load_model(args: argparse.Namespace, say: Progress):
     ckpt = load_checkpoint(Path(args.checkpoint), overrides, use_options_file=not args.no_opt_file)
     for note in ckpt.notes:
         say.detail(f"note: {note}")
+    split = ("label_nc", "contain_dontcare_label", "instance_edge", "no_instance_edge", "no_one_hot")
+    if not any(k in overrides or k in ckpt.options for k in split):
+        # the tensors cannot tell the label split: the guess must be visible and correctable
+        c = ckpt.config
+        say.detail(
+            f"note: no opt.txt or flag gives the label split: assuming label_nc {c.label_nc}, "
+            f"contain_dontcare_label {c.contain_dontcare_label}, instance_edge {c.instance_edge} "
+            "(pass --label-nc / --[no-]contain-dontcare-label / --[no-]instance-edge, or put the "
+            "training's opt.txt beside the checkpoint, if it was trained otherwise)"
+        )
     for warning in ckpt.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     from .export_folder import sha256_file

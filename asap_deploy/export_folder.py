@@ -93,7 +93,7 @@ def read_manifest(folder: Union[str, Path]) -> Dict[str, Any]:
         raise ExportIntegrityError(f"{path} is not text (damaged or not a manifest): {again}") from None
     except json.JSONDecodeError as exc:
         raise ExportIntegrityError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+            f"{path} is not valid JSON ({exc.msg}: line {exc.lineno}, "
             f"column {exc.colno}): the folder is damaged; {again}"
         ) from None
     except OSError as exc:

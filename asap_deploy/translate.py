@@ -67,11 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the label maps of a Cityscapes gtFine folder (the other PNGs there are instances and colours)
+CITYSCAPES_LABELS = "_labelIds.png"
+
+
 def _collect(inputs: Sequence[Path], suffixes: Tuple[str, ...]) -> List[Path]:
     files: List[Path] = []
     for path in inputs:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
+            if any(p.name.endswith(CITYSCAPES_LABELS) for p in found):
+                # a folder laid out like Cityscapes' gtFine: its *_instanceIds.png and *_color.png
+                # sit beside the label maps and are not inputs
+                found = [p for p in found if p.name.endswith(CITYSCAPES_LABELS)]
             if not found:
                 raise InputError(f"{path} holds no {'/'.join(suffixes)} files")
             files += [paths.input_file(f, "input image") for f in found]
@@ -99,7 +107,9 @@ def _instance_for(label: Path, instance: Path, single: bool) -> Path:
         return instance
     if not instance.is_dir():
         raise InputError(f"--instance {instance} not found")
-    tries = [instance / label.name]
+    # in the label maps' own folder (Cityscapes' gtFine layout) X.png is the label map itself
+    same = (instance / label.name).resolve() == label.resolve()
+    tries = [] if same else [instance / label.name]
     if "labelIds" in label.name:
         tries.append(instance / label.name.replace("labelIds", "instanceIds"))
     for t in tries:
@@ -166,7 +176,6 @@ def run(args: argparse.Namespace) -> int:
         )
         for note in gen.notes:
             print(f"note: {note}", flush=True)
-        args.out.mkdir(parents=True, exist_ok=True)
         size = (gen.height, gen.width) if args.resize else None
         progress = _Progress(len(files))
         for start in range(0, len(files), args.batch):
@@ -177,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
                 for i in insts[start : start + len(chunk)]
                 if i is not None
             ]
-            images = _run_batch(gen, xs, ins, chunk)
+            images = _run_batch(gen, xs, ins, chunk, insts[start : start + len(chunk)])
             for f, x, img in zip(chunk, xs, images):
                 image_io.write_png(args.out / f"{f.stem}.png", img)
                 if args.side_by_side:
@@ -208,8 +217,9 @@ def _plan(args: argparse.Namespace, cfg, image_io) -> Tuple[List[Path], List[Opt
     return files, insts
 
 
-def _run_batch(gen, xs, ins, chunk):
-    """One call for the chunk; on a bad input, the file it came from is named."""
+def _run_batch(gen, xs, ins, chunk, inst_files):
+    """One call for the chunk; on a bad input, the file it came from is named (the instance
+    map's file when the instance map is what is wrong)."""
     import numpy as np
 
     ins = ins or [None] * len(xs)
@@ -220,11 +230,12 @@ def _run_batch(gen, xs, ins, chunk):
         except InputError:
             pass  # found again below, with the file's name
     out = []
-    for f, x, i in zip(chunk, xs, ins):
+    for f, x, i, fi in zip(chunk, xs, ins, inst_files):
         try:
             out.append(gen(x, i))
         except InputError as exc:
-            raise InputError(f"{f}: {exc}") from None
+            blamed = fi if fi is not None and str(exc).startswith("instance map") else f
+            raise InputError(f"{blamed}: {exc}") from None
     return out
 
 

@@ -265,7 +265,6 @@ def test_load_errors(exports, tmp_path):
     for kwargs, words in [
         (dict(model=tmp_path / "none"), "not found"),
         (dict(model=folder, backend="tensorflow"), "backend must be one of"),
-        (dict(model=folder, backend="tensorrt"), "no tensorrt engine"),
         (dict(model=folder, device="tpu"), "device must be"),
         (dict(model=folder / "asapnet.onnx", backend="torch"), "ONNX file"),
     ]:
@@ -273,6 +272,19 @@ def test_load_errors(exports, tmp_path):
             asap_deploy.load(**kwargs)
     with pytest.raises(InputPathError, match="no manifest.json"):  # a folder, not an export
         asap_deploy.load(tmp_path)
+    # an explicit TensorRT backend: the missing module is said first, then the missing engine
+    from asap_deploy.engine.trt_module import import_tensorrt
+    from asap_deploy.errors import MissingDependencyError
+
+    for module in ("tensorrt", "tensorrt_rtx"):
+        try:
+            import_tensorrt(module)
+        except MissingDependencyError:
+            with pytest.raises(MissingDependencyError, match="not installed"):
+                asap_deploy.load(folder, backend=module)
+        else:
+            with pytest.raises(ConfigError, match=f"has no {module} engine .* --module {module}"):
+                asap_deploy.load(folder, backend=module)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             asap_deploy.load(folder, device="cuda")
@@ -384,3 +396,31 @@ def test_rgb_export_interface(exports):
             assert f["inputs"] == [
                 {"name": "rgb", "dtype": "uint8", "shape": ["batch", gen.config.height, WIDTH, 3]}
             ]
+
+
+def test_cli_on_a_cityscapes_folder_and_a_bad_instance_map(exports, tmp_path, capsys):
+    """A gtFine-style folder (label, instance and colour PNGs side by side) is translated from its
+    *_labelIds.png alone, with --instance the same folder; a wrong instance map is the file named."""
+    folder, gen = exports["city"]
+    s = scene(gen.config, batch=2, seed=6)
+    lab, ins = _pngs(tmp_path, gen.config, s)
+    for p in ins.iterdir():
+        p.rename(lab / p.name)
+        Image.fromarray(np.zeros((7, 7, 3), np.uint8)).save(lab / p.name.replace("instanceIds", "color"))
+    out = tmp_path / "out"
+    assert translate_main([str(folder), str(lab), "--instance", str(lab), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(p.name for p in lab.glob("*_labelIds.png"))
+    with asap_deploy.load(folder) as g:
+        api = call(g, s)
+    for k, p in enumerate(sorted(out.glob("*.png"))):
+        assert np.array_equal(np.asarray(Image.open(p)), api[k])
+
+    bad = sorted(lab.glob("*_instanceIds.png"))[0]
+    Image.fromarray(np.zeros((8, 16), np.uint16)).save(bad)
+    label = lab / bad.name.replace("instanceIds", "labelIds")
+    out2 = tmp_path / "out2"
+    capsys.readouterr()
+    assert translate_main([str(folder), str(label), "--instance", str(bad), "--out", str(out2)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {bad}: instance map is 8 x 16"), err
+    assert not out2.exists()  # nothing written, not even the folder

@@ -218,3 +218,12 @@ def test_full_width_cityscapes_demo(tmp_path, capsys):
     for graph in ("g", "mlp", "asapnet", "asapnet_plugin"):
         assert man["parity"]["fp32"][graph]["ok"]
     assert man["parity"]["fp32"]["asapnet"]["max_abs"] <= 1e-4
+
+
+@pytest.mark.parametrize("flags,noted", [([], True), (["--label-nc", "5"], False)])
+def test_an_assumed_label_split_is_printed(checkpoint, tmp_path, capsys, flags, noted):
+    """Without opt.txt or flags the label split is a guess from the channel count: say so."""
+    argv = [str(checkpoint), "--width", "64", "--out", str(tmp_path / "o"), "--no-parity", "--engine", "none"]
+    assert main(argv + flags) == 0
+    out = capsys.readouterr().out
+    assert ("note: no opt.txt or flag gives the label split: assuming label_nc 5, " in out) == noted, out

@@ -328,3 +328,12 @@ def test_trt_runner_without_gpu_says_why(export):
 
     with pytest.raises(RunnerUnavailable, match="needs a CUDA GPU"):
         TrtRunner(export.graph_path("asapnet", "fp32")).activate()
+
+
+def test_an_unavailable_backend_is_an_environment_problem():
+    """The input is fine, this machine cannot run it: exit code 3, as the README's table says."""
+    from asap_deploy.errors import EXIT_ENVIRONMENT, EnvironmentProblem
+    from asap_deploy.runners.base import RunnerUnavailable
+
+    exc = RunnerUnavailable("needs a CUDA GPU")
+    assert isinstance(exc, EnvironmentProblem) and exc.exit_code == EXIT_ENVIRONMENT == 3

@@ -510,8 +510,10 @@ def test_overwrite_rules(export_dir, repo, tmp_path, capsys):
 def test_check_errors(tmp_path, capsys):
     _fails(["--check", tmp_path / "none"], capsys, "model repository not found")
     (tmp_path / "empty").mkdir()
-    assert main(["--check", str(tmp_path / "empty")]) == 1
-    assert "holds no model folder" in capsys.readouterr().err
+    line = _fails(
+        ["--check", tmp_path / "empty"], capsys, "holds no model folder: not a Triton model repository"
+    )
+    assert f"{tmp_path}/empty/" not in line
 
 
 def test_missing_tritonclient_is_one_line(export_dir, tmp_path, capsys, monkeypatch):

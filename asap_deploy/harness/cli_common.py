@@ -15,7 +15,7 @@ from .source import ModelSource, ensure_export, open_export
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("models (one or more; each is one point of the latency plot)")
+    g = p.add_argument_group("models (one or more; bench plots each as one point of its latency plot)")
     g.add_argument(
         "--export",
         type=Path,

@@ -21,12 +21,13 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..errors import AsapDeployError
+from ..errors import AsapDeployError, EnvironmentProblem
 from .input_checks import TensorMeta, ValueRule, check_feeds
 
 
-class RunnerUnavailable(AsapDeployError):
-    """This backend cannot run here; the message says why (listed, never silently dropped)."""
+class RunnerUnavailable(EnvironmentProblem):
+    """This backend cannot run here; the message says why (listed, never silently dropped).
+    The input is fine, this machine is not (exit code 3)."""
 
 
 class RunnerStateError(AsapDeployError):

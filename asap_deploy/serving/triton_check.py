@@ -250,13 +250,17 @@ def check_repository(repo: Path) -> CheckReport:
             f"model repository not found: {repo} (write one with python -m "
             f"asap_deploy.triton EXPORT --out {repo})"
         )
+    model_dirs = sorted(d for d in repo.iterdir() if d.is_dir())
+    if not model_dirs:
+        raise TritonRepoError(
+            f"{repo} holds no model folder: not a Triton model repository (write one with "
+            f"python -m asap_deploy.triton EXPORT --out {repo})"
+        )
     records = read_record(repo).get("models", {})
     report = CheckReport(repo)
-    for model_dir in sorted(d for d in repo.iterdir() if d.is_dir()):
+    for model_dir in model_dirs:
         report.models.append(model_dir.name)
         report.problems += [
             f"{model_dir.name}: {p}" for p in check_model(model_dir, records.get(model_dir.name))
         ]
-    if not report.models:
-        report.problems.append(f"{repo} holds no model folder")
     return report
