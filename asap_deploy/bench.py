@@ -35,11 +35,7 @@ from .runners import registry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog="python -m asap_deploy.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.ArgumentParser(prog="python -m asap_deploy.bench", description=__doc__)
     cli_common.add_model_args(p)
     p.add_argument("--warmup", type=float, default=200.0, metavar="MS")
     p.add_argument("--iterations", type=int, default=10)

@@ -25,11 +25,7 @@ from .engine.trt_module import CHOICES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog="python -m asap_deploy.build",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.ArgumentParser(prog="python -m asap_deploy.build", description=__doc__)
     p.add_argument("onnx", type=Path, help="an exported graph, e.g. build/x/asapnet_plugin_fp16.onnx")
     p.add_argument(
         "--out",

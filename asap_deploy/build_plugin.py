@@ -184,11 +184,7 @@ def build_trt_plugin(
 def build_parser() -> argparse.ArgumentParser:
     from . import cli
 
-    p = cli.ArgumentParser(
-        prog="python -m asap_deploy.build_plugin",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.ArgumentParser(prog="python -m asap_deploy.build_plugin", description=__doc__)
     p.add_argument("--out", type=Path, default=DEFAULT_DIR)
     p.add_argument(
         "--arch",

@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, NoReturn, Optional, Protocol, Sequence
+from typing import Any, Callable, NoReturn, Optional, Protocol, Sequence
 
 from .errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TOOL, EXIT_USAGE, AsapDeployError, UsageError
 
@@ -24,7 +24,12 @@ _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors become one ``error:`` line (exit 2) instead of usage + error."""
+    """argparse whose usage errors become one ``error:`` line (exit 2) instead of usage + error;
+    descriptions are printed as written (the commands' module docstrings carry lists)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")

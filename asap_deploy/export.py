@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export an ASAP-Net generator checkpoint to ONNX (g, mlp, asapnet, "
         "asapnet_plugin; FP32 and FP16) with a manifest and on-the-spot parity "
         "figures, and the FP16 TensorRT engine where TensorRT is installed.",
+        formatter_class=argparse.HelpFormatter,  # one sentence, wrapped to the terminal
     )
     p.add_argument("checkpoint", nargs="?", help="the authors' *_net_G.pth (omit with --demo)")
     p.add_argument(

@@ -81,11 +81,7 @@ def save_panels(path: Path, ref: np.ndarray, out: np.ndarray, title: str) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog="python -m asap_deploy.parity",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.ArgumentParser(prog="python -m asap_deploy.parity", description=__doc__)
     cli_common.add_model_args(p)
     return p
 

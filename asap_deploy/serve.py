@@ -46,11 +46,7 @@ INSTALL_HINT = 'pip install -e ".[serve]" (Ray Serve and python-multipart)'
 def build_parser() -> argparse.ArgumentParser:
     from .application import BACKENDS
 
-    p = cli.ArgumentParser(
-        prog="python -m asap_deploy.serve",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.ArgumentParser(prog="python -m asap_deploy.serve", description=__doc__)
     cli.add_export_argument(p)
     p.add_argument(
         "--backend",

@@ -25,11 +25,7 @@ from .errors import InputError, UsageError
 def build_parser() -> argparse.ArgumentParser:
     from .application import BACKENDS
 
-    p = cli.ArgumentParser(
-        prog="python -m asap_deploy.translate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.ArgumentParser(prog="python -m asap_deploy.translate", description=__doc__)
     cli.add_export_argument(p)
     p.add_argument(
         "inputs",

@@ -21,11 +21,7 @@ EXIT_INVALID = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog="python -m asap_deploy.triton",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.ArgumentParser(prog="python -m asap_deploy.triton", description=__doc__)
     p.add_argument(
         "export",
         nargs="?",

@@ -63,9 +63,7 @@ def rss_bytes() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.ArgumentParser(prog=PROG, description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="folder for soak.json and soak.md")
     p.add_argument(
         "--export",
