@@ -134,6 +134,7 @@ def _load_model(args: argparse.Namespace, say: Progress):
     from .checkpoint import load_checkpoint
     from .demo import demo_generator
     from .presets import load_preset
+    from .training_options import FIELD_OPTIONS
 
     preset = load_preset(args.preset or args.demo) if (args.preset or args.demo) else None
     overrides = {**(preset.generator if preset else {}), **_overrides(args)}
@@ -151,8 +152,9 @@ def _load_model(args: argparse.Namespace, say: Progress):
     ckpt = load_checkpoint(Path(args.checkpoint), overrides, use_options_file=not args.no_opt_file)
     for note in ckpt.notes:
         say.detail(f"note: {note}")
-    split = ("label_nc", "contain_dontcare_label", "instance_edge", "no_instance_edge", "no_one_hot")
-    if not any(k in overrides or k in ckpt.options for k in split):
+    split = ("label_nc", "contain_dontcare_label", "instance_edge")
+    options = [o for field in split for o in FIELD_OPTIONS[field]]  # opt.txt's names for them
+    if not any(f in overrides for f in split) and not any(o in ckpt.options for o in options):
         # the tensors cannot tell the label split: the guess must be visible and correctable
         c = ckpt.config
         say.detail(

@@ -213,10 +213,7 @@ def verify_file(folder: Path, entry: Dict[str, Any], again: str, what: str = "")
             f"{folder}: {name} has {size} bytes, manifest.json says {entry['bytes']}{cut}: the "
             f"file changed or was damaged after it was written; {again}"
         )
-    try:
-        digest = cached_sha256(p)
-    except OSError as exc:
-        raise InputPathError(f"cannot read {p}: {exc.strerror or exc}") from None
+    digest = _sha256(p)
     if digest != entry["sha256"]:
         raise ExportIntegrityError(
             f"{folder}: {name} does not match manifest.json (SHA-256 differs): the file changed "
@@ -256,6 +253,14 @@ def verify_export(
     return ExportFolder(folder).verify(files, source=check_source)
 
 
+def _sha256(path: Path) -> str:
+    """The file's SHA-256 (cached); an unreadable file is the user's to fix, one line."""
+    try:
+        return cached_sha256(path)
+    except OSError as exc:
+        raise InputPathError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def verify_source(folder: Path, man: Dict[str, Any], again: str) -> None:
     src = man["source"]
     if "checkpoint" not in src:
@@ -266,10 +271,7 @@ def verify_source(folder: Path, man: Dict[str, Any], again: str) -> None:
             f"{folder} was exported from {ck}, which is no longer there (the "
             f"reference model is reloaded from it): restore it, or {again}"
         )
-    try:
-        digest = cached_sha256(ck)
-    except OSError as exc:
-        raise InputPathError(f"cannot read {ck}: {exc.strerror or exc}") from None
+    digest = _sha256(ck)
     if src.get("sha256") and digest != src["sha256"]:
         raise ExportIntegrityError(
             f"{ck} changed since {folder} was exported from it (SHA-256 differs): {again}"

@@ -181,33 +181,11 @@ def build(r: Run, box: float) -> Tuple[str, str]:
 
 def kernels(r: Run, box: float) -> Tuple[str, str]:
     report = r.work / "kernel-tests.xml"
-    if r.dry:
-        cmd = [
-            PY,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/test_kernel_emulated.py",
-            "-k",
-            "35x16 or S8 or ids-wide",
-            f"--junitxml={report}",
-        ]
+    pytest = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
+    if r.dry:  # the same cases' core, emulated on the CPU
+        cmd = [*pytest, "tests/test_kernel_emulated.py", "-k", "35x16 or S8 or ids-wide"]
     else:
-        cmd = [
-            PY,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-m",
-            "gpu",
-            "-rs",
-            "tests/test_kernel_gpu.py",
-            f"--junitxml={report}",
-        ]
+        cmd = [*pytest, "-m", "gpu", "-rs", "tests/test_kernel_gpu.py"]
     env = dict(r.env, ASAP_KERNEL_LIBRARY=str(r.engines / "libasap_spatial_mlp.so"))
     rc, tail = r.sh("kernels", cmd, box, "kernel-tests.log", env=env)
     return ok(rc, tail, tail)
