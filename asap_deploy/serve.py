@@ -288,8 +288,9 @@ def _deploy_error(exc: BaseException) -> errors.AsapDeployError:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     export = _check_export(args.export, args.backend)
-    _require_ray()
+    # everything that needs no Ray first: a bad --host or a busy port is said without the extra
     _check_bind(args.host, args.port)
+    _require_ray()
     if args.ray_dir is not None:
         from .paths import output_dir
         from .serving.ray_cluster import check_ray_dir_length
