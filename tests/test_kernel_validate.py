@@ -15,7 +15,7 @@ from typing import Dict, Optional
 
 import pytest
 
-from asap_deploy.fused_mlp import AsapMLPShape, AsapMLPTensors, check
+from asap_deploy.fused_mlp import SHAPE_FIELDS, AsapMLPShape, AsapMLPTensors, check
 from asap_deploy.mlp_spec import MLPSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,16 +25,6 @@ STATUS = {"ASAP_OK": 0, "ASAP_ERR_SHAPE": 1, "ASAP_ERR_DIMS": 2, "ASAP_ERR_DTYPE
 DTYPES = {"float32": 0, "float16": 1, "int32": 2, "float64": 7}
 LAYOUTS = {"nchw": 0, "nhwc": 1, "nchw4": 5}
 MODES = {"one_hot": 0, "label_ids": 1, "rgb": 3}
-SHAPE = (
-    "in_channels",
-    "hidden_width",
-    "depth",
-    "out_channels",
-    "downsampling",
-    "num_frequencies",
-    "label_nc",
-    "input_mode",
-)
 
 
 def valid_calls():
@@ -85,7 +75,7 @@ def num_params(call: Dict) -> int:
 
 
 def first_violation(call: Dict) -> Optional[Dict]:
-    env = {k: call[k] for k in SHAPE}
+    env = {k: call[k] for k in SHAPE_FIELDS}
     env.update(
         num_params=num_params(call),
         known=lambda v: v >= 0,
@@ -99,7 +89,7 @@ def first_violation(call: Dict) -> Optional[Dict]:
 
 
 def c_validate(lib, call: Dict):
-    shape = AsapMLPShape(*(MODES[call[k]] if k == "input_mode" else call[k] for k in SHAPE))
+    shape = AsapMLPShape(*(MODES[call[k]] if k == "input_mode" else call[k] for k in SHAPE_FIELDS))
     x, p = call["input"], call["params"]
     t = AsapMLPTensors(
         (ctypes.c_int64 * 4)(x["B"], x["C"], x["H"], x["W"]),
@@ -123,7 +113,7 @@ def mutations(call: Dict):
             if x not in (v, -1) and (wide or x < 2**31)
         }
 
-    for k in SHAPE:
+    for k in SHAPE_FIELDS:
         values = MODES if k == "input_mode" else ints(call[k], wide=False)
         for v in values:
             yield dict(call, **{k: v})
